@@ -1,0 +1,43 @@
+"""Train a VAE on Fashion-MNIST to early stopping and report test metrics.
+
+    python -m experiments.train --config experiments/configs/default.py --workdir runs/default
+    python -m experiments.train --workdir runs/default --resume     # continue a stopped run
+"""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow (used by tfds) info logs off.
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from fvae import runs
+from fvae.checkpoint import CheckpointError
+from fvae.data import DataError
+from fvae.runner import NonFiniteError, train_and_evaluate
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", "experiments/configs/default.py", "Config file (.py).",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Run directory for config, metrics, checkpoints and pictures.",
+                    required=True)
+flags.DEFINE_bool("resume", False, "Continue the run in --workdir from its latest checkpoint.")
+flags.DEFINE_bool("progress", True, "Show a progress bar per epoch.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
+    try:
+        config = FLAGS.config
+        if FLAGS.resume and not FLAGS["config"].present:
+            config = runs.load_config(FLAGS.workdir)  # Resume with the run's own config.
+        train_and_evaluate(config, FLAGS.workdir, resume=FLAGS.resume, progress=FLAGS.progress)
+    except (DataError, runs.RunDirError, CheckpointError, NonFiniteError, ValueError) as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,121 @@
+"""Run directories: resolved config, per-epoch metrics (JSON lines) and final metrics.
+
+A run directory is never overwritten: starting a new run in a non-empty directory is
+refused unless the run is resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+TEST_METRICS_FILE = "test_metrics.json"
+# Config keys that may change when a run is resumed (e.g. to train it for longer).
+RESUMABLE_CHANGES = ("train.max_epochs",)
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be used as asked; the message says why and what to do."""
+
+
+def write_json(path: str | Path, value: Any) -> None:
+    """Writes JSON atomically: to a temporary file, then renamed over `path`."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: str | Path) -> Any:
+    with open(path) as f:
+        return json.load(f)
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def start(workdir: str | Path, config: dict, resume: bool) -> Path:
+    """Creates a new run directory with its config, or checks one that is resumed.
+
+    New run: `workdir` must not exist or be empty. Resume: it must hold a run whose
+    config equals `config` except for RESUMABLE_CHANGES.
+    """
+    workdir = Path(workdir)
+    config_path = workdir / CONFIG_FILE
+    if resume:
+        if not config_path.is_file():
+            raise RunDirError(f"Cannot resume: {workdir} holds no run ({CONFIG_FILE} is missing). "
+                              "Start it without --resume.")
+        stored, given = flatten(read_json(config_path)), flatten(_to_json(config))
+        differences = sorted(k for k in set(stored) | set(given)
+                             if stored.get(k) != given.get(k) and k not in RESUMABLE_CHANGES)
+        if differences:
+            lines = "\n".join(f"  {k}: run has {stored.get(k)!r}, given {given.get(k)!r}" for k in differences)
+            raise RunDirError(f"Cannot resume {workdir} with a different config:\n{lines}\n"
+                              "Resume without --config to use the run's own config, or start a new run directory.")
+        write_json(config_path, _to_json(config))
+        return workdir
+    if workdir.exists() and any(workdir.iterdir()):
+        raise RunDirError(f"{workdir} already holds files; refusing to overwrite a run. "
+                          "Use --resume to continue it, or choose a new --workdir.")
+    workdir.mkdir(parents=True, exist_ok=True)
+    write_json(config_path, _to_json(config))
+    return workdir
+
+
+def load_config(workdir: str | Path) -> ml_collections.ConfigDict:
+    """The resolved config a run was started with."""
+    path = Path(workdir) / CONFIG_FILE
+    if not path.is_file():
+        raise RunDirError(f"{workdir} holds no run ({CONFIG_FILE} is missing).")
+    return ml_collections.ConfigDict(read_json(path))
+
+
+def _to_json(config: dict) -> dict:
+    """Normalizes tuples to lists so a config compares equal to its JSON round trip."""
+    return json.loads(json.dumps(config))
+
+
+def write_history(workdir: str | Path, history: list[dict]) -> None:
+    """Rewrites metrics.jsonl atomically from the per-epoch records (used when resuming)."""
+    path = Path(workdir) / METRICS_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.writelines(json.dumps(record) + "\n" for record in history)
+    os.replace(tmp, path)
+
+
+def append_metrics(workdir: str | Path, record: dict) -> None:
+    """Appends one epoch's metrics as a JSON line, flushed to disk as it happens."""
+    with open(Path(workdir) / METRICS_FILE, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def load_history(workdir: str | Path) -> list[dict]:
+    """The per-epoch metrics records of a run."""
+    path = Path(workdir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]

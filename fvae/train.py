@@ -1,0 +1,162 @@
+"""Training: state creation, the jitted train step, whole-epoch training, early stopping.
+
+Randomness is explicit. The caller passes one key; each step derives its own key as
+`fold_in(key, state.step)` inside the compiled step, and each epoch's shuffle is
+`fold_in(shuffle_key, epoch)`. A run is therefore a pure function of (config, seed),
+and resuming from a checkpoint continues the very same random stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from fvae.losses import negative_elbo
+
+Metrics = dict[str, jax.Array]
+
+
+class TrainState(train_state.TrainState):
+    """Flax TrainState: step, params, opt_state (the pytree), apply_fn and tx (static)."""
+
+
+def create_train_state(model: nn.Module, key: jax.Array, example_batch: jax.Array,
+                       learning_rate: float) -> TrainState:
+    """Initializes parameters from `key` and an Adam optimizer."""
+    params = model.init(key, as_unit_interval(example_batch), jax.random.key(0))["params"]
+    return TrainState.create(apply_fn=model.apply, params=params, tx=optax.adam(learning_rate))
+
+
+def as_unit_interval(batch: jax.Array) -> jax.Array:
+    """uint8 pixels -> float32 in [0, 1]; float batches are taken as already in [0, 1]."""
+    if jnp.issubdtype(batch.dtype, jnp.integer):
+        return batch.astype(jnp.float32) / 255.0
+    return batch
+
+
+def train_step_fn(state: TrainState, batch: jax.Array, key: jax.Array) -> tuple[TrainState, Metrics]:
+    """One Adam step on the negative ELBO of `batch` (uint8 or [0,1] floats).
+
+    The reparameterization noise uses fold_in(key, state.step): pass the same run key
+    every step. Returns the new state and the batch's {"loss", "reconstruction", "kl"}.
+    """
+    x = as_unit_interval(batch)
+    step_key = jax.random.fold_in(key, state.step)
+
+    def loss_fn(params):
+        logits, mean, logvar = state.apply_fn({"params": params}, x, step_key)
+        terms = negative_elbo(logits, x, mean, logvar)
+        return terms["loss"], terms
+
+    grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
+    return state.apply_gradients(grads=grads), metrics
+
+
+# The train step, compiled once; the input state's buffers are donated to the output.
+train_step = jax.jit(train_step_fn, donate_argnums=0)
+
+
+@functools.partial(jax.jit, static_argnames=("num_examples", "batch_size"))
+def epoch_batches(shuffle_key: jax.Array, epoch: int | jax.Array, num_examples: int,
+                  batch_size: int) -> jax.Array:
+    """Indices of one epoch's shuffled batches, drawn on device: (num_examples // batch_size, B).
+
+    The remainder of num_examples % batch_size images (a different set each epoch) is dropped.
+    """
+    perm = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), num_examples)
+    steps = num_examples // batch_size
+    return perm[: steps * batch_size].reshape(steps, batch_size)
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def train_steps(state: TrainState, images: jax.Array, batch_indices: jax.Array, key: jax.Array
+                ) -> tuple[TrainState, Metrics]:
+    """Runs len(batch_indices) train steps as one compiled call (lax.scan).
+
+    images: the device-resident training set (N, ...) uint8; batch_indices: (S, B).
+    Returns the new state and the per-metric sums over the S steps.
+    """
+    def body(state, indices):
+        return train_step_fn(state, images[indices], key)
+
+    state, metrics = jax.lax.scan(body, state, batch_indices)
+    return state, jax.tree.map(jnp.sum, metrics)
+
+
+def train_epoch(state: TrainState, images: jax.Array, key: jax.Array, shuffle_key: jax.Array,
+                epoch: int, batch_size: int, steps_per_call: int = 0,
+                on_progress: Callable[[int], None] | None = None) -> tuple[TrainState, Metrics]:
+    """One epoch on device in blocks of `steps_per_call` steps (0: the whole epoch in one call).
+
+    `on_progress(steps_done_in_block)` is called after each block is dispatched (for a
+    progress bar). Returns the state and the epoch's mean metrics (device arrays).
+    """
+    indices = epoch_batches(shuffle_key, epoch, images.shape[0], batch_size)
+    steps = indices.shape[0]
+    if steps == 0:
+        raise ValueError(f"batch_size {batch_size} exceeds the {images.shape[0]} training images")
+    block = steps_per_call or steps
+    totals = None
+    for start in range(0, steps, block):
+        state, sums = train_steps(state, images, indices[start:start + block], key)
+        totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+        if on_progress is not None:
+            on_progress(min(block, steps - start))
+    return state, jax.tree.map(lambda s: s / steps, totals)
+
+
+def train_epoch_stepwise(state: TrainState, images: np.ndarray, key: jax.Array,
+                         shuffle_key: jax.Array, epoch: int, batch_size: int,
+                         on_progress: Callable[[int], None] | None = None
+                         ) -> tuple[TrainState, Metrics]:
+    """The per-step host loop for data that stays on the host: same batches, same results.
+
+    Each batch is gathered from host memory and fed to the jitted `train_step`.
+    """
+    indices = np.asarray(epoch_batches(shuffle_key, epoch, images.shape[0], batch_size))
+    totals = None
+    for row in indices:
+        state, metrics = train_step(state, images[row], key)
+        totals = metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
+        if on_progress is not None:
+            on_progress(1)
+    return state, jax.tree.map(lambda s: s / len(indices), totals)
+
+
+@dataclasses.dataclass
+class EarlyStopping:
+    """Stops when validation loss has not improved by min_delta for `patience` epochs."""
+
+    patience: int
+    min_delta: float = 0.0
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+
+    def update(self, epoch: int, val_loss: float) -> bool:
+        """Records an epoch's validation loss; returns True if it is the new best."""
+        if val_loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch, self.bad_epochs = float(val_loss), epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "EarlyStopping":
+        return cls(**values)
