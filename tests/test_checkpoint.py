@@ -1,0 +1,53 @@
+import jax
+import pytest
+
+from fvae import train
+from fvae.checkpoint import CheckpointError, Checkpoints
+from fvae.models import Decoder, Encoder, VAE
+from tests.test_train import fake_images, new_state, params_equal
+
+
+def trained_state():
+    state = new_state()
+    for _ in range(3):
+        state, _ = train.train_step(state, fake_images(32), jax.random.key(0))
+    return state
+
+
+def test_round_trip_restores_params_optimizer_step_and_meta(tmp_path):
+    state = trained_state()
+    checkpoints = Checkpoints(tmp_path, keep=2)
+    meta = {"epoch": 4, "early_stopping": {"best_loss": 1.5, "bad_epochs": 2}, "history": [{"epoch": 1}]}
+    checkpoints.save(4, state, meta, is_best=True)
+    restored, restored_meta = checkpoints.restore_latest(new_state(seed=9))
+    best, _ = checkpoints.restore_best(new_state(seed=9))
+    checkpoints.close()
+    assert restored_meta == meta
+    assert int(restored.step) == 3
+    assert params_equal(restored.params, state.params) and params_equal(best.params, state.params)
+    assert params_equal(restored.opt_state, state.opt_state)
+
+
+def test_keeps_the_newest_n_and_the_best(tmp_path):
+    state = trained_state()
+    checkpoints = Checkpoints(tmp_path, keep=2)
+    for epoch in range(1, 5):
+        checkpoints.save(epoch, state, {"epoch": epoch}, is_best=epoch == 2)
+    assert checkpoints.latest.all_steps() == [3, 4]
+    assert checkpoints.best.all_steps() == [2]
+    _, meta = checkpoints.restore_best(state)
+    checkpoints.close()
+    assert meta == {"epoch": 2}
+    assert sorted(p.name for p in (tmp_path / "checkpoints" / "latest").iterdir() if p.name.isdigit()) == ["3", "4"]
+
+
+def test_restoring_into_another_model_fails_clearly(tmp_path):
+    checkpoints = Checkpoints(tmp_path)
+    checkpoints.save(1, trained_state(), {"epoch": 1}, is_best=False)
+    other = train.create_train_state(VAE(Encoder((32,), 8), Decoder((64,), (784,))), jax.random.key(0),
+                                     fake_images(1), 1e-3)
+    with pytest.raises(CheckpointError, match="does not match this model configuration"):
+        checkpoints.restore_latest(other)
+    with pytest.raises(CheckpointError, match="No best checkpoint"):
+        checkpoints.restore_best(other)
+    checkpoints.close()

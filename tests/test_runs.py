@@ -1,0 +1,39 @@
+import json
+
+import pytest
+
+from fvae import runs
+
+
+def test_new_run_writes_its_config_and_refuses_to_overwrite(tmp_path):
+    workdir = tmp_path / "run"
+    runs.start(workdir, {"a": {"b": (1, 2)}}, resume=False)
+    assert json.loads((workdir / "config.json").read_text()) == {"a": {"b": [1, 2]}}
+    with pytest.raises(runs.RunDirError, match="refusing to overwrite"):
+        runs.start(workdir, {"a": {"b": (1, 2)}}, resume=False)
+    assert json.loads((workdir / "config.json").read_text()) == {"a": {"b": [1, 2]}}
+
+
+def test_resume_requires_a_run_and_the_same_config(tmp_path):
+    with pytest.raises(runs.RunDirError, match="holds no run"):
+        runs.start(tmp_path / "missing", {}, resume=True)
+    config = {"seed": 0, "train": {"max_epochs": 5, "batch_size": 8}}
+    runs.start(tmp_path / "run", config, resume=False)
+    longer = {"seed": 0, "train": {"max_epochs": 9, "batch_size": 8}}
+    runs.start(tmp_path / "run", longer, resume=True)  # Training longer is allowed.
+    assert runs.load_config(tmp_path / "run").train.max_epochs == 9
+    with pytest.raises(runs.RunDirError, match="train.batch_size: run has 8, given 16"):
+        runs.start(tmp_path / "run", {"seed": 0, "train": {"max_epochs": 9, "batch_size": 16}}, resume=True)
+
+
+def test_metrics_lines_round_trip_and_history_rewrite(tmp_path):
+    runs.append_metrics(tmp_path, {"epoch": 1, "val_loss": 3.0})
+    runs.append_metrics(tmp_path, {"epoch": 2, "val_loss": 2.0})
+    assert [r["epoch"] for r in runs.load_history(tmp_path)] == [1, 2]
+    runs.write_history(tmp_path, [{"epoch": 1, "val_loss": 3.0}])
+    assert runs.load_history(tmp_path) == [{"epoch": 1, "val_loss": 3.0}]
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_flatten():
+    assert runs.flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
