@@ -4,7 +4,7 @@ import pytest
 from fvae import train
 from fvae.checkpoint import CheckpointError, Checkpoints
 from fvae.models import Decoder, Encoder, VAE
-from tests.test_train import fake_images, new_state, params_equal
+from tests.helpers import fake_images, new_state, params_equal
 
 
 def trained_state():

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fvae.evaluate import eval_step, evaluate, generate, reconstruct
-from tests.test_train import fake_images, new_state
+from tests.helpers import fake_images, new_state
 
 
 def test_evaluate_counts_every_image_once_despite_padding():

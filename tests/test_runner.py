@@ -13,7 +13,7 @@ from fvae.models import build_model
 from fvae.runner import check_config, run_keys, train_and_evaluate
 from fvae.train import create_train_state
 from tests.conftest import REPO
-from tests.test_train import params_equal
+from tests.helpers import params_equal
 
 
 def small_config(data_dir, max_epochs):
