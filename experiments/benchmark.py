@@ -1,0 +1,156 @@
+"""Training and evaluation throughput, with the machine's matmul peak measured in the same run.
+
+    python -m experiments.benchmark [--configs mlp500,default] [--out benchmarks/]
+
+For each config it measures: compile time of the epoch function; steady-state training
+images/s and seconds per epoch for the on-device fast path (one compiled call per epoch)
+and for a careful per-step loop (jitted step, batches gathered ahead on the host);
+evaluation images/s; the model's training FLOPs per image (XLA's cost analysis of one
+train step); and achieved FLOP/s as a fraction of the best float32 matmul measured here.
+Synthetic uint8 images of the real shape are used, so no dataset is needed.
+It writes benchmark.json and benchmark.md into --out.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import platform
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from fvae import train
+from fvae.evaluate import evaluate
+from fvae.models import build_model
+
+flags.DEFINE_list("configs", ["mlp500", "default"], "Config modules under experiments/configs.")
+flags.DEFINE_string("out", "benchmarks", "Folder for benchmark.json and benchmark.md.")
+flags.DEFINE_integer("train_images", 55_000, "Training images per epoch (synthetic).")
+flags.DEFINE_integer("epochs", 3, "Timed epochs per path (after one warm-up epoch).")
+flags.DEFINE_integer("matmul_size", 2048, "Side of the square float32 matmul for the peak.")
+FLAGS = flags.FLAGS
+
+
+def _best_time(fn, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def matmul_peak(size: int, repeats: int = 10) -> float:
+    """Best achieved FLOP/s of a size^3 float32 matmul on the default device."""
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
+    matmul = jax.jit(jnp.matmul)
+    jax.block_until_ready(matmul(a, b))
+    return 2 * size**3 / _best_time(lambda: matmul(a, b), repeats)
+
+
+def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
+    config = importlib.import_module(f"experiments.configs.{name}").get_config()
+    batch_size = config.train.batch_size
+    rng = np.random.default_rng(0)
+    host_images = rng.integers(0, 256, (num_images, 784), dtype=np.uint8)
+    images = jax.device_put(host_images)
+    model = build_model(config.model)
+    key, shuffle_key = jax.random.key(1), jax.random.key(2)
+
+    def fresh_state():
+        return train.create_train_state(model, jax.random.key(0), host_images[:1], config.train.learning_rate)
+
+    steps = num_images // batch_size
+    indices = train.epoch_batches(shuffle_key, 0, num_images, batch_size)
+
+    start = time.perf_counter()
+    compiled_epoch = train.train_steps.lower(fresh_state(), images, indices, key).compile()
+    compile_seconds = time.perf_counter() - start
+    step_cost = train.train_step.lower(fresh_state(), host_images[:batch_size], key).compile().cost_analysis()
+    step_cost = step_cost[0] if isinstance(step_cost, list) else step_cost
+    flops_per_image = float(step_cost["flops"]) / batch_size
+
+    # Fast path: one compiled call per epoch, dataset and shuffle on device.
+    state = fresh_state()
+    fast_times = []
+    for epoch in range(epochs + 1):
+        begin = time.perf_counter()
+        state, metrics = train.train_epoch(state, images, key, shuffle_key, epoch, batch_size)
+        jax.block_until_ready(metrics)
+        fast_times.append(time.perf_counter() - begin)
+    fast_epoch = min(fast_times[1:])
+
+    # Per-step loop as a careful user writes it: jitted step, all batches gathered ahead.
+    state = fresh_state()
+    step_times = []
+    for epoch in range(epochs + 1):
+        order = np.asarray(train.epoch_batches(shuffle_key, epoch, num_images, batch_size))
+        batches = [host_images[row] for row in order]
+        begin = time.perf_counter()
+        for batch in batches:
+            state, metrics = train.train_step(state, batch, key)
+        jax.block_until_ready(state.params)
+        step_times.append(time.perf_counter() - begin)
+    step_epoch = min(step_times[1:])
+
+    eval_images = jax.device_put(host_images[:10_000])
+    jax.block_until_ready(evaluate(state, eval_images, key, config.train.eval_batch_size))
+    eval_seconds = _best_time(lambda: evaluate(state, eval_images, key, config.train.eval_batch_size), 3)
+
+    trained = steps * batch_size
+    del compiled_epoch
+    return {
+        "config": name, "batch_size": batch_size, "compile_seconds": compile_seconds,
+        "flops_per_image": flops_per_image,
+        "fast_seconds_per_epoch": fast_epoch, "fast_images_per_second": trained / fast_epoch,
+        "step_seconds_per_epoch": step_epoch, "step_images_per_second": trained / step_epoch,
+        "eval_images_per_second": 10_000 / eval_seconds,
+    }
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        f"Backend {report['backend']} ({report['device']}), {report['date']}, "
+        f"matmul peak {report['matmul_peak_gflops']:.0f} GFLOP/s ({FLAGS.matmul_size}^3 float32).",
+        "",
+        "| config | batch | compile s | MFLOP/img | fast img/s | fast s/epoch | % of peak | "
+        "per-step img/s | per-step s/epoch | eval img/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in report["results"]:
+        lines.append(
+            f"| {r['config']} | {r['batch_size']} | {r['compile_seconds']:.2f} | {r['flops_per_image'] / 1e6:.2f} "
+            f"| {r['fast_images_per_second']:.0f} | {r['fast_seconds_per_epoch']:.2f} | "
+            f"{100 * r['fraction_of_peak']:.0f}% | {r['step_images_per_second']:.0f} | "
+            f"{r['step_seconds_per_epoch']:.2f} | {r['eval_images_per_second']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    del argv
+    peak = matmul_peak(FLAGS.matmul_size)
+    results = []
+    for name in FLAGS.configs:
+        result = benchmark_config(name, FLAGS.train_images, FLAGS.epochs)
+        result["fraction_of_peak"] = result["flops_per_image"] * result["fast_images_per_second"] / peak
+        results.append(result)
+        print(json.dumps(result))
+    report = {"backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind),
+              "devices": jax.device_count(), "machine": platform.machine(),
+              "date": time.strftime("%Y-%m-%d"), "jax": jax.__version__,
+              "matmul_peak_gflops": peak / 1e9, "results": results}
+    out = Path(FLAGS.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmark.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "benchmark.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    app.run(main)
