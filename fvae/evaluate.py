@@ -27,13 +27,15 @@ def eval_step(state: TrainState, batch: jax.Array, key: jax.Array) -> Metrics:
             "kl": jnp.mean(kl)}
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size",))
-def evaluate(state: TrainState, images: jax.Array, key: jax.Array, batch_size: int = 1000) -> Metrics:
+@functools.partial(jax.jit, static_argnames=("batch_size", "batch_sharding"))
+def evaluate(state: TrainState, images: jax.Array, key: jax.Array, batch_size: int = 1000,
+             batch_sharding: jax.sharding.Sharding | None = None) -> Metrics:
     """Mean negative ELBO, reconstruction and KL (nats per image) over all `images`.
 
     Runs as one compiled call: images are padded to whole batches and the padding is
     masked out, so every image counts exactly once whatever the split size. Batch i uses
-    fold_in(key, i), so the estimate is deterministic for a given key.
+    fold_in(key, i), so the estimate is deterministic for a given key. batch_size must be
+    a multiple of the device count when batch_sharding is given.
     """
     n = images.shape[0]
     batch_size = min(batch_size, n)
@@ -45,6 +47,8 @@ def evaluate(state: TrainState, images: jax.Array, key: jax.Array, batch_size: i
 
     def body(totals, inputs):
         i, batch, valid = inputs
+        if batch_sharding is not None:  # Data parallel: each device takes a slice of the batch.
+            batch, valid = (jax.lax.with_sharding_constraint(a, batch_sharding) for a in (batch, valid))
         reconstruction, kl = _per_image_terms(state, batch, jax.random.fold_in(key, i))
         sums = (jnp.sum(reconstruction * valid), jnp.sum(kl * valid))
         return jax.tree.map(jnp.add, totals, sums), None

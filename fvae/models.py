@@ -6,7 +6,7 @@ takes a PRNG key argument for the reparameterization trick; no module holds RNG 
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -14,37 +14,42 @@ import jax.numpy as jnp
 
 
 class Encoder(nn.Module):
-    """MLP q(z|x): images (B, ...) -> posterior mean and log-variance, each (B, latents)."""
+    """MLP q(z|x): images (B, ...) -> posterior mean and log-variance, each (B, latents).
+
+    dtype: the compute dtype of the layers (e.g. bfloat16); parameters and outputs stay float32.
+    """
 
     hidden: Sequence[int] = (500,)
     latents: int = 20
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         h = x.reshape(x.shape[0], -1)  # (B, 784)
         for i, width in enumerate(self.hidden):
-            h = nn.relu(nn.Dense(width, name=f"hidden_{i}")(h))
-        mean = nn.Dense(self.latents, name="mean")(h)
-        logvar = nn.Dense(self.latents, name="logvar")(h)
-        return mean, logvar
+            h = nn.relu(nn.Dense(width, dtype=self.dtype, name=f"hidden_{i}")(h))
+        mean = nn.Dense(self.latents, dtype=self.dtype, name="mean")(h)
+        logvar = nn.Dense(self.latents, dtype=self.dtype, name="logvar")(h)
+        return mean.astype(jnp.float32), logvar.astype(jnp.float32)
 
 
 class Decoder(nn.Module):
-    """MLP p(x|z): latents (B, latents) -> pixel logits (B, prod(output_shape)) reshaped."""
+    """MLP p(x|z): latents (B, latents) -> pixel logits (B, *output_shape), float32."""
 
     hidden: Sequence[int] = (500,)
     output_shape: Sequence[int] = (784,)
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
         h = z
         for i, width in enumerate(self.hidden):
-            h = nn.relu(nn.Dense(width, name=f"hidden_{i}")(h))
+            h = nn.relu(nn.Dense(width, dtype=self.dtype, name=f"hidden_{i}")(h))
         size = 1
         for d in self.output_shape:
             size *= d
-        logits = nn.Dense(size, name="logits")(h)
-        return logits.reshape(z.shape[0], *self.output_shape)
+        logits = nn.Dense(size, dtype=self.dtype, name="logits")(h)
+        return logits.astype(jnp.float32).reshape(z.shape[0], *self.output_shape)
 
 
 def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
@@ -76,9 +81,13 @@ class VAE(nn.Module):
         return nn.sigmoid(self.decoder(z))
 
 
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
 def build_model(model_config) -> VAE:
-    """VAE from a config with fields: encoder_hidden, decoder_hidden, latents."""
+    """VAE from a config with fields: encoder_hidden, decoder_hidden, latents, compute_dtype."""
+    dtype = COMPUTE_DTYPES[model_config.get("compute_dtype", "float32")]
     return VAE(
-        encoder=Encoder(hidden=tuple(model_config.encoder_hidden), latents=model_config.latents),
-        decoder=Decoder(hidden=tuple(model_config.decoder_hidden), output_shape=(784,)),
+        encoder=Encoder(hidden=tuple(model_config.encoder_hidden), latents=model_config.latents, dtype=dtype),
+        decoder=Decoder(hidden=tuple(model_config.decoder_hidden), output_shape=(784,), dtype=dtype),
     )

@@ -6,6 +6,7 @@ Everything with side effects (files, printing, progress bars) happens here or in
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -14,11 +15,13 @@ from typing import Callable
 import jax
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding
 
-from fvae import data, plots, runs
+from fvae import data, parallel, plots, runs
 from fvae.checkpoint import Checkpoints
 from fvae.evaluate import evaluate, generate, reconstruct
-from fvae.models import build_model
+from fvae.models import COMPUTE_DTYPES, build_model
 from fvae.train import EarlyStopping, TrainState, create_train_state, train_epoch, train_epoch_stepwise
 
 
@@ -39,6 +42,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         problems.append(f"train.min_delta must be >= 0, got {t.min_delta!r}")
     if t.steps_per_call < 0:
         problems.append(f"train.steps_per_call must be >= 0 (0: whole epoch), got {t.steps_per_call!r}")
+    if config.model.compute_dtype not in COMPUTE_DTYPES:
+        problems.append(f"model.compute_dtype must be one of {sorted(COMPUTE_DTYPES)}, got {config.model.compute_dtype!r}")
     if config.model.latents < 1:
         problems.append(f"model.latents must be >= 1, got {config.model.latents!r}")
     if any(w < 1 for w in (*config.model.encoder_hidden, *config.model.decoder_hidden)):
@@ -66,24 +71,73 @@ def _finite_or_raise(epoch: int, metrics: dict[str, float], workdir: Path) -> No
             f"the latest checkpoint in {workdir} is the last good epoch.")
 
 
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where arrays live: one device, or a data-parallel mesh over all devices (all hosts)."""
+
+    mesh: Mesh | None
+    batch_sharding: NamedSharding | None
+
+    @classmethod
+    def for_devices(cls) -> "Placement":
+        if jax.device_count() == 1:
+            return cls(None, None)
+        mesh = parallel.data_mesh()
+        return cls(mesh, parallel.batch_sharded(mesh))
+
+    @property
+    def is_writer(self) -> bool:
+        """Only process 0 writes files (Orbax coordinates checkpoints across processes itself)."""
+        return jax.process_index() == 0
+
+    def put(self, tree):
+        """Host values (identical on every process) -> device arrays (replicated on the mesh)."""
+        return jax.device_put(tree) if self.mesh is None else parallel.replicate(tree, self.mesh)
+
+
+def to_host(tree) -> dict:
+    """Scalars of device arrays (replicated or not, one process or many) -> Python floats."""
+    return jax.tree.map(lambda x: float(np.asarray(x.addressable_data(0))), tree)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, resume: bool = False,
                        log: Callable[[str], None] = print, progress: bool = True) -> dict:
     """Trains to early stopping (or max_epochs), restores the best epoch, reports on test.
 
     Writes into `workdir`: config.json, metrics.jsonl, checkpoints/, test_metrics.json,
     reconstructions.png, samples.png. Returns the final summary (also test_metrics.json).
+    With more than one device (or process) it trains data-parallel; the results match
+    one device with the same global batch.
     """
     check_config(config)
-    workdir = runs.start(workdir, config.to_dict(), resume)
+    if config.parallel.distributed:
+        parallel.initialize_distributed(config.parallel.coordinator_address, config.parallel.num_processes,
+                                        config.parallel.process_id)
+    where = Placement.for_devices()
+    if where.mesh is not None:
+        parallel.check_batch_size(config.train.batch_size, where.mesh)
+        parallel.check_batch_size(config.train.eval_batch_size, where.mesh)
+    if not where.is_writer:
+        log = lambda _: None  # noqa: E731 -- process 0 reports for everyone.
+        progress = False
+    workdir = Path(workdir)
+    if jax.process_count() > 1:  # Every process checks the directory before process 0 writes to it.
+        runs.start(workdir, config.to_dict(), resume, write=False)
+        multihost_utils.sync_global_devices("fvae: run directory checked")
+    if where.is_writer:
+        runs.start(workdir, config.to_dict(), resume)
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("fvae: run directory ready")
     t = config.train
     splits = data.load(config.data.data_dir or None, config.data.manual_dir or None,
                        val_size=config.data.val_size, seed=config.seed, flatten=True,
                        train_subset=config.data.train_subset)
-    keys = run_keys(config.seed)
+    keys = where.put(run_keys(config.seed))
     model = build_model(config.model)
-    state = create_train_state(model, keys["init"], splits.train_images[:1], t.learning_rate)
-    train_images = jax.device_put(splits.train_images) if t.on_device else splits.train_images
-    val_images, test_images = jax.device_put(splits.val_images), jax.device_put(splits.test_images)
+    state = where.put(create_train_state(model, run_keys(config.seed)["init"], splits.train_images[:1],
+                                         t.learning_rate))
+    train_images = where.put(splits.train_images) if t.on_device else splits.train_images
+    val_images, test_images = where.put(splits.val_images), where.put(splits.test_images)
 
     checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep)
     stopper, history, start_epoch = EarlyStopping(t.patience, t.min_delta), [], 1
@@ -91,7 +145,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
         state, meta = checkpoints.restore_latest(state)
         stopper, history = EarlyStopping.from_dict(meta["early_stopping"]), meta["history"]
         start_epoch = meta["epoch"] + 1
-        runs.write_history(workdir, history)  # Drops lines written after the checkpoint.
+        if where.is_writer:
+            runs.write_history(workdir, history)  # Drops lines written after the checkpoint.
         log(f"Resuming {workdir} at epoch {start_epoch} (best so far: epoch {stopper.best_epoch}).")
 
     steps_per_epoch = len(train_images) // t.batch_size
@@ -99,14 +154,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
         for epoch in range(start_epoch, t.max_epochs + 1):
             if stopper.should_stop:
                 break
-            state, record = _run_epoch(state, train_images, val_images, keys, epoch, config, progress)
+            state, record = _run_epoch(state, train_images, val_images, keys, epoch, config, where, progress)
             _finite_or_raise(epoch, record, workdir)
             improved = stopper.update(epoch, record["val_loss"])
             record.update(epoch=epoch, images_per_second=steps_per_epoch * t.batch_size / record["seconds"])
             history.append(record)
             checkpoints.save(epoch, state, {"epoch": epoch, "early_stopping": stopper.to_dict(),
                                             "history": history}, is_best=improved)
-            runs.append_metrics(workdir, record)
+            if where.is_writer:
+                runs.append_metrics(workdir, record)
             log(f"epoch {epoch:3d}  train {record['train_loss']:.2f}  val {record['val_loss']:.2f} "
                 f"(rec {record['val_reconstruction']:.2f}, kl {record['val_kl']:.2f})  "
                 f"{record['seconds']:.1f}s  {record['images_per_second']:.0f} img/s"
@@ -115,14 +171,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
     finally:
         checkpoints.close()
 
-    summary = _final_report(best_state, splits, val_images, test_images, keys, config, workdir, stopper, history)
+    summary = _final_report(best_state, splits, val_images, test_images, keys, config, workdir, stopper,
+                            history, where)
     log(f"Best epoch {stopper.best_epoch} of {len(history)}: test loss {summary['test_loss']:.2f} "
         f"(rec {summary['test_reconstruction']:.2f}, kl {summary['test_kl']:.2f}). Outputs in {workdir}")
     return summary
 
 
 def _run_epoch(state: TrainState, train_images, val_images, keys, epoch: int,
-               config: ml_collections.ConfigDict, progress: bool) -> tuple[TrainState, dict]:
+               config: ml_collections.ConfigDict, where: Placement, progress: bool) -> tuple[TrainState, dict]:
     """Trains one epoch and evaluates on validation; returns the state and the epoch record."""
     from tqdm.auto import tqdm
 
@@ -132,34 +189,37 @@ def _run_epoch(state: TrainState, train_images, val_images, keys, epoch: int,
     with tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="step") as bar:
         if t.on_device:
             state, train_metrics = train_epoch(state, train_images, keys["train"], keys["shuffle"], epoch,
-                                               t.batch_size, t.steps_per_call, bar.update)
+                                               t.batch_size, t.steps_per_call, bar.update, where.batch_sharding)
         else:
             state, train_metrics = train_epoch_stepwise(state, train_images, keys["train"], keys["shuffle"],
-                                                        epoch, t.batch_size, bar.update)
-        val_metrics = evaluate(state, val_images, keys["eval"], t.eval_batch_size)
-        record = {f"train_{k}": float(v) for k, v in train_metrics.items()}
-        record.update({f"val_{k}": float(v) for k, v in val_metrics.items()})
+                                                        epoch, t.batch_size, bar.update, where.batch_sharding)
+        val_metrics = evaluate(state, val_images, keys["eval"], t.eval_batch_size, where.batch_sharding)
+        record = {f"train_{k}": v for k, v in to_host(train_metrics).items()}
+        record.update({f"val_{k}": v for k, v in to_host(val_metrics).items()})
     record["seconds"] = time.perf_counter() - start
     return state, record
 
 
 def _final_report(state: TrainState, splits: data.Splits, val_images, test_images, keys,
                   config: ml_collections.ConfigDict, workdir: Path, stopper: EarlyStopping,
-                  history: list[dict]) -> dict:
+                  history: list[dict], where: Placement) -> dict:
     """Test metrics of the best epoch (the only use of the test set) and the pictures."""
-    test = evaluate(state, test_images, keys["eval"], config.train.eval_batch_size)
-    val = evaluate(state, val_images, keys["eval"], config.train.eval_batch_size)
+    test = evaluate(state, test_images, keys["eval"], config.train.eval_batch_size, where.batch_sharding)
+    val = evaluate(state, val_images, keys["eval"], config.train.eval_batch_size, where.batch_sharding)
     summary = {"best_epoch": stopper.best_epoch, "epochs_trained": len(history),
                "train_seconds": sum(r["seconds"] for r in history)}
-    summary.update({f"test_{k}": float(v) for k, v in test.items()})
-    summary.update({f"val_{k}": float(v) for k, v in val.items()})
-    runs.write_json(Path(workdir) / runs.TEST_METRICS_FILE, summary)
+    summary.update({f"test_{k}": v for k, v in to_host(test).items()})
+    summary.update({f"val_{k}": v for k, v in to_host(val).items()})
 
     n = config.output.num_reconstructions
     originals = splits.test_images[:n]
-    plots.save_reconstructions(Path(workdir) / "reconstructions.png", originals.astype(np.float32) / 255.0,
-                               np.asarray(reconstruct(state, originals)),
-                               labels=[data.CLASS_NAMES[i] for i in splits.test_labels[:n]])
-    samples = np.asarray(generate(state, keys["sample"], config.output.num_samples))
-    plots.save_image_grid(Path(workdir) / "samples.png", samples, "Samples from the prior N(0, I)")
+    # Every process computes (the arrays span all of them); process 0 writes.
+    reconstructions = reconstruct(state, where.put(originals)).addressable_data(0)
+    samples = generate(state, keys["sample"], config.output.num_samples).addressable_data(0)
+    if where.is_writer:
+        runs.write_json(Path(workdir) / runs.TEST_METRICS_FILE, summary)
+        plots.save_reconstructions(Path(workdir) / "reconstructions.png", originals.astype(np.float32) / 255.0,
+                                   np.asarray(reconstructions),
+                                   labels=[data.CLASS_NAMES[i] for i in splits.test_labels[:n]])
+        plots.save_image_grid(Path(workdir) / "samples.png", np.asarray(samples), "Samples from the prior N(0, I)")
     return summary

@@ -53,11 +53,12 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def start(workdir: str | Path, config: dict, resume: bool) -> Path:
+def start(workdir: str | Path, config: dict, resume: bool, write: bool = True) -> Path:
     """Creates a new run directory with its config, or checks one that is resumed.
 
     New run: `workdir` must not exist or be empty. Resume: it must hold a run whose
-    config equals `config` except for RESUMABLE_CHANGES.
+    config equals `config` except for RESUMABLE_CHANGES. write=False only checks (for
+    processes other than 0 in a multi-host run).
     """
     workdir = Path(workdir)
     config_path = workdir / CONFIG_FILE
@@ -72,13 +73,15 @@ def start(workdir: str | Path, config: dict, resume: bool) -> Path:
             lines = "\n".join(f"  {k}: run has {stored.get(k)!r}, given {given.get(k)!r}" for k in differences)
             raise RunDirError(f"Cannot resume {workdir} with a different config:\n{lines}\n"
                               "Resume without --config to use the run's own config, or start a new run directory.")
-        write_json(config_path, _to_json(config))
+        if write:
+            write_json(config_path, _to_json(config))
         return workdir
     if workdir.exists() and any(workdir.iterdir()):
         raise RunDirError(f"{workdir} already holds files; refusing to overwrite a run. "
                           "Use --resume to continue it, or choose a new --workdir.")
-    workdir.mkdir(parents=True, exist_ok=True)
-    write_json(config_path, _to_json(config))
+    if write:
+        workdir.mkdir(parents=True, exist_ok=True)
+        write_json(config_path, _to_json(config))
     return workdir
 
 

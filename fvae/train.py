@@ -77,16 +77,21 @@ def epoch_batches(shuffle_key: jax.Array, epoch: int | jax.Array, num_examples: 
     return perm[: steps * batch_size].reshape(steps, batch_size)
 
 
-@functools.partial(jax.jit, donate_argnums=0)
-def train_steps(state: TrainState, images: jax.Array, batch_indices: jax.Array, key: jax.Array
-                ) -> tuple[TrainState, Metrics]:
+@functools.partial(jax.jit, donate_argnums=0, static_argnames=("batch_sharding",))
+def train_steps(state: TrainState, images: jax.Array, batch_indices: jax.Array, key: jax.Array,
+                batch_sharding: jax.sharding.Sharding | None = None) -> tuple[TrainState, Metrics]:
     """Runs len(batch_indices) train steps as one compiled call (lax.scan).
 
     images: the device-resident training set (N, ...) uint8; batch_indices: (S, B).
+    batch_sharding: for data parallelism, how each gathered batch is split over devices
+    (see fvae.parallel); each device then gathers only its own slice.
     Returns the new state and the per-metric sums over the S steps.
     """
     def body(state, indices):
-        return train_step_fn(state, images[indices], key)
+        batch = images[indices]
+        if batch_sharding is not None:
+            batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+        return train_step_fn(state, batch, key)
 
     state, metrics = jax.lax.scan(body, state, batch_indices)
     return state, jax.tree.map(jnp.sum, metrics)
@@ -94,7 +99,8 @@ def train_steps(state: TrainState, images: jax.Array, batch_indices: jax.Array, 
 
 def train_epoch(state: TrainState, images: jax.Array, key: jax.Array, shuffle_key: jax.Array,
                 epoch: int, batch_size: int, steps_per_call: int = 0,
-                on_progress: Callable[[int], None] | None = None) -> tuple[TrainState, Metrics]:
+                on_progress: Callable[[int], None] | None = None,
+                batch_sharding: jax.sharding.Sharding | None = None) -> tuple[TrainState, Metrics]:
     """One epoch on device in blocks of `steps_per_call` steps (0: the whole epoch in one call).
 
     `on_progress(steps_done_in_block)` is called after each block is dispatched (for a
@@ -107,7 +113,7 @@ def train_epoch(state: TrainState, images: jax.Array, key: jax.Array, shuffle_ke
     block = steps_per_call or steps
     totals = None
     for start in range(0, steps, block):
-        state, sums = train_steps(state, images, indices[start:start + block], key)
+        state, sums = train_steps(state, images, indices[start:start + block], key, batch_sharding)
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
         if on_progress is not None:
             on_progress(min(block, steps - start))
@@ -116,20 +122,38 @@ def train_epoch(state: TrainState, images: jax.Array, key: jax.Array, shuffle_ke
 
 def train_epoch_stepwise(state: TrainState, images: np.ndarray, key: jax.Array,
                          shuffle_key: jax.Array, epoch: int, batch_size: int,
-                         on_progress: Callable[[int], None] | None = None
+                         on_progress: Callable[[int], None] | None = None,
+                         batch_sharding: jax.sharding.Sharding | None = None
                          ) -> tuple[TrainState, Metrics]:
     """The per-step host loop for data that stays on the host: same batches, same results.
 
-    Each batch is gathered from host memory and fed to the jitted `train_step`.
+    Each batch is gathered from host memory and fed to the jitted `train_step`. With
+    `batch_sharding` (data parallelism, many processes) each process gathers only the
+    rows of every batch that its own devices hold.
     """
-    indices = np.asarray(epoch_batches(shuffle_key, epoch, images.shape[0], batch_size))
+    indices = epoch_batches(shuffle_key, epoch, images.shape[0], batch_size)
+    indices = np.asarray(indices.addressable_data(0))  # Same on every process.
+    rows = _process_rows(batch_sharding, batch_size)
     totals = None
     for row in indices:
-        state, metrics = train_step(state, images[row], key)
+        batch = images[row[rows]]
+        if batch_sharding is not None:
+            batch = jax.make_array_from_process_local_data(batch_sharding, batch)
+        state, metrics = train_step(state, batch, key)
         totals = metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
         if on_progress is not None:
             on_progress(1)
     return state, jax.tree.map(lambda s: s / len(indices), totals)
+
+
+def _process_rows(batch_sharding: jax.sharding.Sharding | None, batch_size: int) -> slice:
+    """The contiguous rows of a global batch held by this process's devices."""
+    if batch_sharding is None:
+        return slice(None)
+    index_map = batch_sharding.addressable_devices_indices_map((batch_size,))
+    starts = [index[0].start or 0 for index in index_map.values()]
+    stops = [batch_size if index[0].stop is None else index[0].stop for index in index_map.values()]
+    return slice(min(starts), max(stops))
 
 
 @dataclasses.dataclass

@@ -21,6 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.encoder_hidden = (512, 256)
     config.model.decoder_hidden = (256, 512)
     config.model.latents = 32
+    config.model.compute_dtype = "float32"  # or "bfloat16" (parameters and Adam state stay float32)
 
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 128
@@ -31,6 +32,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.on_device = True    # dataset on device, epochs as compiled scans; False: per-step host loop
     config.train.steps_per_call = 0  # steps per compiled call; 0 = the whole epoch
     config.train.eval_batch_size = 1000
+
+    config.parallel = ml_collections.ConfigDict()
+    config.parallel.distributed = False       # True: call jax.distributed.initialize (multi-host)
+    config.parallel.coordinator_address = ""  # "" -> environment / cluster auto-detection
+    config.parallel.num_processes = 0
+    config.parallel.process_id = -1
 
     config.checkpoint = ml_collections.ConfigDict()
     config.checkpoint.keep = 2       # latest checkpoints kept (the best one is always kept)
