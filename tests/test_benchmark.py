@@ -1,0 +1,28 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def test_benchmark_writes_its_report_and_counts_flops_right(tmp_path):
+    """Runs the benchmark on tiny sizes: checks what it writes, never how fast it was."""
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.benchmark", "--configs=mlp500", "--train_images=1024", "--epochs=1",
+         "--matmul_size=256", f"--out={tmp_path}"],
+        cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "benchmark.json").read_text())
+    (row,) = report["results"]
+    # Independent count for 784-500-(2x20) / 20-500-784 at batch 128: forward matmuls 2*sum(in*out);
+    # backward twice that, minus the unneeded input gradient of the first layer.
+    forward = 2 * (784 * 500 + 500 * 40 + 20 * 500 + 500 * 784)
+    expected = 3 * forward - 2 * 784 * 500
+    assert row["flops_per_image"] == pytest.approx(expected, rel=0.1)
+    for key in ("fast_images_per_second", "step_images_per_second", "eval_images_per_second", "compile_seconds"):
+        assert row[key] > 0
+    assert 0 < row["fraction_of_peak"] < 2
+    assert "| mlp500 | 128 |" in (tmp_path / "benchmark.md").read_text()
