@@ -26,7 +26,7 @@ import numpy as np
 from absl import app, flags
 
 from fvae import train
-from fvae.evaluate import evaluate
+from fvae.evaluate import evaluate_elbo
 from fvae.models import build_model
 
 flags.DEFINE_list("configs", ["mlp500", "default"], "Config modules under experiments/configs.")
@@ -128,8 +128,8 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     step_epoch = min(step_times[1:])
 
     eval_images = jax.device_put(host_images[:10_000])
-    jax.block_until_ready(evaluate(state, eval_images, key, config.train.eval_batch_size))
-    eval_seconds = _best_time(lambda: evaluate(state, eval_images, key, config.train.eval_batch_size), 3)
+    jax.block_until_ready(evaluate_elbo(state, eval_images, key, config.train.eval_batch_size))
+    eval_seconds = _best_time(lambda: evaluate_elbo(state, eval_images, key, config.train.eval_batch_size), 3)
 
     ceiling_flops = sum(2 * batch_size * sum(a * b for a, b in zip(d[:-1], d[1:])) for d in layer_dims(config))
     ceiling_seconds = sum(2 * batch_size * sum(a * b for a, b in zip(d[:-1], d[1:]))

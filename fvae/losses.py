@@ -19,7 +19,7 @@ def bernoulli_reconstruction(logits: jax.Array, x: jax.Array) -> jax.Array:
 
 def kl_standard_normal(mean: jax.Array, logvar: jax.Array) -> jax.Array:
     """Analytic KL(N(mean, exp(logvar)) || N(0, I)) summed over latents: (B,)."""
-    return 0.5 * jnp.sum(jnp.exp(logvar) + jnp.square(mean) - 1.0 - logvar, axis=-1)
+    return jnp.sum(kl_per_dimension(mean, logvar), axis=-1)
 
 
 def negative_elbo(logits: jax.Array, x: jax.Array, mean: jax.Array, logvar: jax.Array
@@ -32,3 +32,21 @@ def negative_elbo(logits: jax.Array, x: jax.Array, mean: jax.Array, logvar: jax.
         "reconstruction": jnp.mean(reconstruction),
         "kl": jnp.mean(kl),
     }
+
+
+LOG_2PI = float(jnp.log(2.0 * jnp.pi))
+
+
+def log_normal_diag(z: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
+    """log N(z; mean, diag(exp(logvar))) summed over the last axis, normalizing constant included."""
+    return -0.5 * jnp.sum(jnp.square(z - mean) * jnp.exp(-logvar) + logvar + LOG_2PI, axis=-1)
+
+
+def log_standard_normal(z: jax.Array) -> jax.Array:
+    """log N(z; 0, I) summed over the last axis."""
+    return -0.5 * jnp.sum(jnp.square(z) + LOG_2PI, axis=-1)
+
+
+def kl_per_dimension(mean: jax.Array, logvar: jax.Array) -> jax.Array:
+    """KL(q || N(0, 1)) of each latent dimension: (B, D); sums to kl_standard_normal."""
+    return 0.5 * (jnp.exp(logvar) + jnp.square(mean) - 1.0 - logvar)

@@ -20,7 +20,7 @@ from jax.sharding import Mesh, NamedSharding
 
 from fvae import data, parallel, plots, runs
 from fvae.checkpoint import Checkpoints
-from fvae.evaluate import evaluate, generate, reconstruct
+from fvae.evaluate import evaluate_elbo, generate, reconstruct
 from fvae.models import COMPUTE_DTYPES, build_model
 from fvae.train import EarlyStopping, TrainState, create_train_state, train_epoch, train_epoch_stepwise
 
@@ -193,7 +193,7 @@ def _run_epoch(state: TrainState, train_images, val_images, keys, epoch: int,
         else:
             state, train_metrics = train_epoch_stepwise(state, train_images, keys["train"], keys["shuffle"],
                                                         epoch, t.batch_size, bar.update, where.batch_sharding)
-        val_metrics = evaluate(state, val_images, keys["eval"], t.eval_batch_size, where.batch_sharding)
+        val_metrics = evaluate_elbo(state, val_images, keys["eval"], t.eval_batch_size, where.batch_sharding)
         record = {f"train_{k}": v for k, v in to_host(train_metrics).items()}
         record.update({f"val_{k}": v for k, v in to_host(val_metrics).items()})
     record["seconds"] = time.perf_counter() - start
@@ -204,8 +204,8 @@ def _final_report(state: TrainState, splits: data.Splits, val_images, test_image
                   config: ml_collections.ConfigDict, workdir: Path, stopper: EarlyStopping,
                   history: list[dict], where: Placement) -> dict:
     """Test metrics of the best epoch (the only use of the test set) and the pictures."""
-    test = evaluate(state, test_images, keys["eval"], config.train.eval_batch_size, where.batch_sharding)
-    val = evaluate(state, val_images, keys["eval"], config.train.eval_batch_size, where.batch_sharding)
+    test = evaluate_elbo(state, test_images, keys["eval"], config.train.eval_batch_size, where.batch_sharding)
+    val = evaluate_elbo(state, val_images, keys["eval"], config.train.eval_batch_size, where.batch_sharding)
     summary = {"best_epoch": stopper.best_epoch, "epochs_trained": len(history),
                "train_seconds": sum(r["seconds"] for r in history)}
     summary.update({f"test_{k}": v for k, v in to_host(test).items()})

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fvae import parallel, train
-from fvae.evaluate import evaluate
+from fvae.evaluate import evaluate_elbo
 from tests.helpers import fake_images, new_state
 
 
@@ -27,7 +27,7 @@ def run(mesh, on_device: bool):
         else:
             state, metrics = train.train_epoch_stepwise(state, images, key, shuffle_key, epoch, 64,
                                                         batch_sharding=sharding)
-    val = evaluate(state, device_images, key, 128, sharding)
+    val = evaluate_elbo(state, device_images, key, 128, sharding)
     params = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), state.params)
     return params, float(np.asarray(metrics["loss"].addressable_data(0))), float(np.asarray(val["loss"].addressable_data(0)))
 

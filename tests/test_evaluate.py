@@ -2,13 +2,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fvae.evaluate import eval_step, evaluate, generate, reconstruct
+from fvae.evaluate import (_bernoulli_log_likelihood, active_units, encode_dataset, eval_step, evaluate_elbo, generate,
+                           importance_weighted_log_likelihood, iwae_nll, latent_statistics, reconstruct)
 from tests.helpers import fake_images, new_state
 
 
 def test_evaluate_counts_every_image_once_despite_padding():
     state, images, key = new_state(), jnp.asarray(fake_images(250)), jax.random.key(5)
-    got = evaluate(state, images, key, batch_size=100)
+    got = evaluate_elbo(state, images, key, batch_size=100)
     # Independent computation: batch i (with key fold_in(key, i)) weighted by its size.
     sizes = [100, 100, 50]
     parts = [eval_step(state, images[i * 100:i * 100 + s], jax.random.fold_in(key, i)) for i, s in enumerate(sizes)]
@@ -19,8 +20,8 @@ def test_evaluate_counts_every_image_once_despite_padding():
 
 def test_evaluate_is_deterministic_for_a_key():
     state, images = new_state(), jnp.asarray(fake_images(300))
-    a = evaluate(state, images, jax.random.key(0), batch_size=128)
-    b = evaluate(state, images, jax.random.key(0), batch_size=128)
+    a = evaluate_elbo(state, images, jax.random.key(0), batch_size=128)
+    b = evaluate_elbo(state, images, jax.random.key(0), batch_size=128)
     assert float(a["loss"]) == float(b["loss"])
 
 
@@ -31,3 +32,78 @@ def test_reconstruct_and_generate_give_pixels_in_unit_interval():
     assert recon.shape == (5, 784) and samples.shape == (7, 784)
     for pixels in (recon, samples):
         assert 0.0 <= float(pixels.min()) and float(pixels.max()) <= 1.0
+
+
+def test_iwae_with_one_sample_is_the_single_sample_elbo():
+    state, images, key = new_state(), jnp.asarray(fake_images(6)), jax.random.key(3)
+    x = images.astype(jnp.float32) / 255
+    mean, logvar = state.apply_fn({"params": state.params}, x, method="encode")
+    got = importance_weighted_log_likelihood(key, mean, logvar, _bernoulli_log_likelihood(state, x), 1, 1)
+    # Independent: the same noise, the ELBO integrand written out with numpy.
+    eps = np.asarray(jax.random.normal(jax.random.fold_in(key, 0), (1, *mean.shape)))[0]
+    mean, logvar = np.asarray(mean, np.float64), np.asarray(logvar, np.float64)
+    z = mean + np.exp(0.5 * logvar) * eps
+    logits = np.asarray(state.apply_fn({"params": state.params}, jnp.asarray(z, jnp.float32), method="decode"), np.float64)
+    xn = np.asarray(x, np.float64)
+    log_px = np.sum(xn * -np.logaddexp(0, -logits) + (1 - xn) * -np.logaddexp(0, logits), axis=1)
+    log_pz = np.sum(-0.5 * z**2 - 0.5 * np.log(2 * np.pi), axis=1)
+    log_qz = np.sum(-0.5 * eps**2 - 0.5 * logvar - 0.5 * np.log(2 * np.pi), axis=1)
+    np.testing.assert_allclose(got, log_px + log_pz - log_qz, rtol=1e-5)
+
+
+def test_iwae_bound_does_not_decrease_with_k_on_average():
+    state, images = new_state(), jnp.asarray(fake_images(50))
+    averages = []
+    for k in (1, 10, 100):
+        estimates = [float(iwae_nll(state, images, jax.random.key(s), num_samples=k, batch_size=50,
+                                    sample_chunk=min(k, 10))) for s in range(8)]
+        averages.append(np.mean(estimates))
+    assert averages[0] > averages[1] > averages[2]  # -log p(x) bound tightens with K.
+
+
+def linear_gaussian(seed=0):
+    """p(z) = N(0, I_2), p(x|z) = N(Wz + b, s^2 I_3); the exact log p(x) and posterior are known."""
+    rng = np.random.default_rng(seed)
+    w, b, s = rng.normal(size=(3, 2)), rng.normal(size=3), 0.7
+    x = rng.normal(size=(4, 3))
+    cov = w @ w.T + s**2 * np.eye(3)
+    diff = x - b
+    exact = -0.5 * (np.einsum("bi,ij,bj->b", diff, np.linalg.inv(cov), diff) + np.linalg.slogdet(cov)[1]
+                    + 3 * np.log(2 * np.pi))
+    post_cov = np.linalg.inv(np.eye(2) + w.T @ w / s**2)
+    post_mean = diff @ w @ post_cov.T / s**2
+
+    def log_likelihood(z):
+        resid = jnp.asarray(x, jnp.float32) - (z @ jnp.asarray(w.T, jnp.float32) + jnp.asarray(b, jnp.float32))
+        return -0.5 * jnp.sum(resid**2 / s**2 + jnp.log(2 * jnp.pi * s**2), axis=-1)
+
+    return exact, post_mean, np.diag(post_cov), log_likelihood
+
+
+def test_iwae_converges_to_the_exact_log_likelihood_of_a_linear_gaussian_model():
+    exact, post_mean, post_var, log_likelihood = linear_gaussian()
+    # A diagonal, widened q: not the posterior, so only many samples make the bound tight.
+    mean = jnp.asarray(post_mean + 0.3, jnp.float32)
+    logvar = jnp.asarray(np.log(2.0 * post_var) * np.ones((4, 2)), jnp.float32)
+    one = importance_weighted_log_likelihood(jax.random.key(0), mean, logvar, log_likelihood, 1, 1)
+    many = importance_weighted_log_likelihood(jax.random.key(0), mean, logvar, log_likelihood, 20_000, 1000)
+    np.testing.assert_allclose(many, exact, atol=0.02)
+    assert float(jnp.mean(exact - one)) > 0.05  # K=1 is visibly loose, so the test could fail.
+
+
+def test_active_units_on_synthetic_codes():
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(5000, 5)) * np.array([1.0, 0.3, 0.05, 0.01, 0.0])  # variances 1, .09, .0025, 1e-4, 0
+    assert int(active_units(jnp.asarray(codes))) == 2
+    assert int(active_units(jnp.asarray(codes), threshold=0.001)) == 3
+
+
+def test_latent_statistics_match_direct_computations():
+    state, images = new_state(), jnp.asarray(fake_images(120))
+    stats = latent_statistics(state, images, batch_size=50)
+    elbo = evaluate_elbo(state, images, jax.random.key(0), batch_size=50)
+    np.testing.assert_allclose(float(jnp.sum(stats["kl_per_dimension"])), float(elbo["kl"]), rtol=1e-5)
+    direct_mse = np.mean((np.asarray(reconstruct(state, images)) - np.asarray(images) / 255.0) ** 2)
+    np.testing.assert_allclose(float(stats["reconstruction_mse"]), direct_mse, rtol=1e-5)
+    means, _ = encode_dataset(state, images, batch_size=50)
+    assert means.shape == (120, 8)
