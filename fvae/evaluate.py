@@ -68,6 +68,12 @@ def reconstruct(state: TrainState, batch: jax.Array) -> jax.Array:
     return nn.sigmoid(state.apply_fn({"params": state.params}, mean, method="decode"))
 
 
+@jax.jit
+def decode(state: TrainState, z: jax.Array) -> jax.Array:
+    """Pixel means sigmoid(decoder(z)) for latents z (B, latents)."""
+    return nn.sigmoid(state.apply_fn({"params": state.params}, z, method="decode"))
+
+
 @functools.partial(jax.jit, static_argnames=("num",))
 def generate(state: TrainState, key: jax.Array, num: int) -> jax.Array:
     """Pixel means of `num` decoded samples from the N(0, I) prior."""

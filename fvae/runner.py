@@ -150,6 +150,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
         log(f"Resuming {workdir} at epoch {start_epoch} (best so far: epoch {stopper.best_epoch}).")
 
     steps_per_epoch = len(train_images) // t.batch_size
+    board = _tensorboard(workdir) if where.is_writer else None
     try:
         for epoch in range(start_epoch, t.max_epochs + 1):
             if stopper.should_stop:
@@ -163,6 +164,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
                                             "history": history}, is_best=improved)
             if where.is_writer:
                 runs.append_metrics(workdir, record)
+                for name, value in record.items():
+                    if name != "epoch":
+                        board.scalar(name, value, epoch)
+                board.flush()
             log(f"epoch {epoch:3d}  train {record['train_loss']:.2f}  val {record['val_loss']:.2f} "
                 f"(rec {record['val_reconstruction']:.2f}, kl {record['val_kl']:.2f})  "
                 f"{record['seconds']:.1f}s  {record['images_per_second']:.0f} img/s"
@@ -170,12 +175,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
         best_state, _ = checkpoints.restore_best(state)
     finally:
         checkpoints.close()
+        if board is not None:
+            board.close()
 
     summary = _final_report(best_state, splits, val_images, test_images, keys, config, workdir, stopper,
                             history, where)
     log(f"Best epoch {stopper.best_epoch} of {len(history)}: test loss {summary['test_loss']:.2f} "
         f"(rec {summary['test_reconstruction']:.2f}, kl {summary['test_kl']:.2f}). Outputs in {workdir}")
     return summary
+
+
+def _tensorboard(workdir: Path):
+    """TensorBoard event files in <workdir>/tensorboard (`tensorboard --logdir runs` shows all runs)."""
+    from flax.metrics import tensorboard
+
+    return tensorboard.SummaryWriter(str(workdir / "tensorboard"))
 
 
 def _run_epoch(state: TrainState, train_images, val_images, keys, epoch: int,
@@ -223,3 +237,16 @@ def _final_report(state: TrainState, splits: data.Splits, val_images, test_image
                                    labels=[data.CLASS_NAMES[i] for i in splits.test_labels[:n]])
         plots.save_image_grid(Path(workdir) / "samples.png", np.asarray(samples), "Samples from the prior N(0, I)")
     return summary
+
+
+def load_run_state(workdir: str | Path, which: str = "best") -> tuple[ml_collections.ConfigDict, TrainState]:
+    """A finished or stopped run's config and its best (or latest) TrainState, for analysis."""
+    config = runs.load_config(workdir)
+    template = create_train_state(build_model(config.model), run_keys(config.seed)["init"],
+                                  np.zeros((1, 784), np.uint8), config.train.learning_rate)
+    checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep)
+    try:
+        state, _ = checkpoints.restore_best(template) if which == "best" else checkpoints.restore_latest(template)
+    finally:
+        checkpoints.close()
+    return config, state
