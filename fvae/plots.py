@@ -5,11 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt  # Falls back to the Agg backend where there is no display.
+import numpy as np
 
 
 def _as_images(pixels: np.ndarray) -> np.ndarray:

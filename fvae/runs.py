@@ -115,10 +115,39 @@ def append_metrics(workdir: str | Path, record: dict) -> None:
         os.fsync(f.fileno())
 
 
-def load_history(workdir: str | Path) -> list[dict]:
-    """The per-epoch metrics records of a run."""
+def load_history(workdir: str | Path, as_frame: bool = False):
+    """The per-epoch metrics records of a run (a pandas DataFrame if as_frame)."""
     path = Path(workdir) / METRICS_FILE
-    if not path.is_file():
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    records = []
+    if path.is_file():
+        with open(path) as f:
+            records = [json.loads(line) for line in f if line.strip()]
+    if as_frame:
+        import pandas as pd
+
+        return pd.DataFrame(records)
+    return records
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Run directories (holding config.json) under `root`, sorted by path."""
+    return sorted(p.parent for p in Path(root).rglob(CONFIG_FILE) if "eval" not in p.parent.parts[-1:])
+
+
+def load_runs(root: str | Path):
+    """A pandas DataFrame with one row per run under `root`: name, path, flattened config
+    (columns `config.*`), final metrics (test_metrics.json) and evaluation metrics
+    (`eval.*`, from eval/metrics.json) where present."""
+    import pandas as pd
+
+    rows = []
+    for run in find_runs(root):
+        row = {"name": str(run.relative_to(root)) if run != Path(root) else run.name, "path": str(run)}
+        row.update({f"config.{k}": v for k, v in flatten(read_json(run / CONFIG_FILE)).items()})
+        if (run / TEST_METRICS_FILE).is_file():
+            row.update(read_json(run / TEST_METRICS_FILE))
+        if (run / "eval" / "metrics.json").is_file():
+            row.update({f"eval.{k}": v for k, v in read_json(run / "eval" / "metrics.json").items()
+                        if not isinstance(v, list)})
+        rows.append({k: tuple(v) if isinstance(v, list) else v for k, v in row.items()})
+    return pd.DataFrame(rows)
