@@ -15,7 +15,7 @@ from ml_collections import config_flags  # noqa: E402
 from fvae import runs
 from fvae.checkpoint import CheckpointError
 from fvae.data import DataError
-from fvae.runner import NonFiniteError, train_and_evaluate
+from fvae.runner import Interrupted, NonFiniteError, train_and_evaluate
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", "experiments/configs/default.py", "Config file (.py).",
@@ -35,6 +35,9 @@ def main(argv):
         if FLAGS.resume and not FLAGS["config"].present:
             config = runs.load_config(FLAGS.workdir)  # Resume with the run's own config.
         train_and_evaluate(config, FLAGS.workdir, resume=FLAGS.resume, progress=FLAGS.progress)
+    except Interrupted as err:
+        print(err, file=sys.stderr)
+        sys.exit(130)
     except (DataError, runs.RunDirError, CheckpointError, NonFiniteError, ValueError) as err:
         sys.exit(f"error: {err}")
 

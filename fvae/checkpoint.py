@@ -21,9 +21,14 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing or does not fit the model; the message says what to do."""
 
 
+# Bumped whenever what a checkpoint holds changes incompatibly.
+FORMAT_VERSION = 1
+
+
 def _manager(directory: Path, max_to_keep: int) -> ocp.CheckpointManager:
+    # cleanup_tmp_directories: unfinished writes of a killed process are removed, never read.
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                           enable_async_checkpointing=False)
+                                           enable_async_checkpointing=False, cleanup_tmp_directories=True)
     return ocp.CheckpointManager(directory.absolute(), options=options, item_names=("state", "meta"))
 
 
@@ -41,6 +46,7 @@ class Checkpoints:
         The best copy is written first: if the process dies between the two writes the
         latest checkpoint is still the previous epoch, and resuming redoes this epoch.
         """
+        meta = {**meta, "format_version": FORMAT_VERSION}
         args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
         if is_best:
             self.best.save(epoch, args=args, force=True)
@@ -66,13 +72,26 @@ def _restore(manager: ocp.CheckpointManager, target: TrainState, which: str
     epoch = manager.latest_step()
     if epoch is None:
         raise CheckpointError(f"No {which} checkpoint in {manager.directory}.")
+    directory = Path(manager.directory) / str(epoch)
+    try:
+        meta = manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+    except Exception as err:  # Orbax raises various types for unreadable metadata.
+        raise CheckpointError(f"Cannot read checkpoint {directory} ({type(err).__name__}: {err}). "
+                              "It was not written by this version of fvae, or is damaged.") from err
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"Checkpoint {directory} has format version {meta.get('format_version')!r}; this fvae reads "
+            f"version {FORMAT_VERSION}. Use the fvae version recorded in the run's versions.json, "
+            "or start a new run.")
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     try:
         restored = manager.restore(epoch, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
     except (ValueError, KeyError, TypeError) as err:
         raise CheckpointError(
-            f"The {which} checkpoint {manager.directory}/{epoch} does not match this model "
+            f"The {which} checkpoint {directory} does not match this model "
             f"configuration ({type(err).__name__}: {err}). Resume with the config the run was "
             "started with (its config.json), or start a new run directory.") from err
-    return restored.state, restored.meta
+    meta = dict(restored.meta)
+    meta.pop("format_version")
+    return restored.state, meta

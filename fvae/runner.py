@@ -6,8 +6,11 @@ Everything with side effects (files, printing, progress bars) happens here or in
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,39 +24,13 @@ from jax.sharding import Mesh, NamedSharding
 from fvae import data, parallel, plots, runs
 from fvae.checkpoint import Checkpoints
 from fvae.evaluate import evaluate_elbo, generate, reconstruct
-from fvae.models import COMPUTE_DTYPES, build_model
+from fvae.config import validate
+from fvae.models import build_model
 from fvae.train import EarlyStopping, TrainState, create_train_state, train_epoch, train_epoch_stepwise
 
 
 class NonFiniteError(FloatingPointError):
     """A loss became NaN or Inf; the last good checkpoint stays the latest."""
-
-
-def check_config(config: ml_collections.ConfigDict) -> None:
-    """Rejects values that cannot work, before any work starts; lists every problem."""
-    problems = []
-    t = config.train
-    for name in ("batch_size", "max_epochs", "patience", "eval_batch_size"):
-        if not isinstance(t[name], int) or t[name] < 1:
-            problems.append(f"train.{name} must be a positive integer, got {t[name]!r}")
-    if not t.learning_rate > 0:
-        problems.append(f"train.learning_rate must be > 0, got {t.learning_rate!r}")
-    if t.min_delta < 0:
-        problems.append(f"train.min_delta must be >= 0, got {t.min_delta!r}")
-    if t.steps_per_call < 0:
-        problems.append(f"train.steps_per_call must be >= 0 (0: whole epoch), got {t.steps_per_call!r}")
-    if config.model.compute_dtype not in COMPUTE_DTYPES:
-        problems.append(f"model.compute_dtype must be one of {sorted(COMPUTE_DTYPES)}, got {config.model.compute_dtype!r}")
-    if config.model.latents < 1:
-        problems.append(f"model.latents must be >= 1, got {config.model.latents!r}")
-    if any(w < 1 for w in (*config.model.encoder_hidden, *config.model.decoder_hidden)):
-        problems.append("model.encoder_hidden / decoder_hidden widths must be >= 1")
-    if not 0 < config.data.val_size < data.NUM_TRAIN:
-        problems.append(f"data.val_size must be in 1..{data.NUM_TRAIN - 1}, got {config.data.val_size!r}")
-    if config.checkpoint.keep < 1:
-        problems.append(f"checkpoint.keep must be >= 1, got {config.checkpoint.keep!r}")
-    if problems:
-        raise ValueError("Invalid config:\n  " + "\n  ".join(problems))
 
 
 def run_keys(seed: int) -> dict[str, jax.Array]:
@@ -62,13 +39,40 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
     return {name: jax.random.fold_in(root, i) for i, name in enumerate(("init", "train", "shuffle", "eval", "sample"))}
 
 
-def _finite_or_raise(epoch: int, metrics: dict[str, float], workdir: Path) -> None:
-    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
-    if bad:
+class Interrupted(RuntimeError):
+    """SIGTERM/SIGINT stopped training cleanly after a saved epoch; the message says how to resume."""
+
+
+def _finite_or_raise(epoch: int, record: dict[str, float], nonfinite_step: int, workdir: Path) -> None:
+    bad = {k: v for k, v in record.items() if not math.isfinite(v)}
+    if bad or nonfinite_step >= 0:
+        where = f"step {nonfinite_step}" if nonfinite_step >= 0 else "validation"
         raise NonFiniteError(
-            f"Epoch {epoch}: non-finite metrics {bad}. Likely causes: a learning rate too high, "
-            f"a corrupt input batch, or overflow in exp(logvar). Nothing of epoch {epoch} was saved; "
+            f"Epoch {epoch}, {where}: the loss became NaN or Inf ({bad}). Likely causes: a learning rate "
+            f"too high, corrupt input data, or overflow in exp(logvar). Nothing of epoch {epoch} was saved; "
             f"the latest checkpoint in {workdir} is the last good epoch.")
+
+
+class _StopSignals:
+    """Records SIGTERM/SIGINT instead of dying mid-write; training stops after the epoch is saved."""
+
+    def __init__(self):
+        self.received = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._record)
+        return self
+
+    def _record(self, signum, frame):
+        del frame
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,7 +113,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
     With more than one device (or process) it trains data-parallel; the results match
     one device with the same global batch.
     """
-    check_config(config)
+    validate(config)
     if config.parallel.distributed:
         parallel.initialize_distributed(config.parallel.coordinator_address, config.parallel.num_processes,
                                         config.parallel.process_id)
@@ -124,10 +128,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
     if jax.process_count() > 1:  # Every process checks the directory before process 0 writes to it.
         runs.start(workdir, config.to_dict(), resume, write=False)
         multihost_utils.sync_global_devices("fvae: run directory checked")
-    if where.is_writer:
-        runs.start(workdir, config.to_dict(), resume)
-    if jax.process_count() > 1:
-        multihost_utils.sync_global_devices("fvae: run directory ready")
+    lock = runs.exclusive(workdir) if where.is_writer else contextlib.nullcontext()
+    with lock, _StopSignals() as stop:
+        if where.is_writer:
+            runs.start(workdir, config.to_dict(), resume)
+            _note_version_changes(workdir, log)
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices("fvae: run directory ready")
+        return _train(config, workdir, resume, log, progress, where, stop)
+
+
+def _note_version_changes(workdir: Path, log: Callable[[str], None]) -> None:
+    """Says when a resumed run continues under other package versions than it started with."""
+    path = workdir / runs.VERSIONS_FILE
+    recorded, now = (runs.read_json(path) if path.is_file() else {}), runs.versions()
+    changed = {k: (recorded.get(k), v) for k, v in now.items() if recorded.get(k) != v}
+    if recorded and changed:
+        log("Note: package versions differ from the run's versions.json (results may not be bit-identical): "
+            + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
+
+
+def _train(config: ml_collections.ConfigDict, workdir: Path, resume: bool, log, progress: bool,
+           where: Placement, stop: _StopSignals) -> dict:
     t = config.train
     splits = data.load(config.data.data_dir or None, config.data.manual_dir or None,
                        val_size=config.data.val_size, seed=config.seed, flatten=True,
@@ -155,8 +177,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
         for epoch in range(start_epoch, t.max_epochs + 1):
             if stopper.should_stop:
                 break
-            state, record = _run_epoch(state, train_images, val_images, keys, epoch, config, where, progress)
-            _finite_or_raise(epoch, record, workdir)
+            state, record, nonfinite_step = _run_epoch(state, train_images, val_images, keys, epoch, config,
+                                                       where, progress)
+            _finite_or_raise(epoch, record, nonfinite_step, workdir)
             improved = stopper.update(epoch, record["val_loss"])
             record.update(epoch=epoch, images_per_second=steps_per_epoch * t.batch_size / record["seconds"])
             history.append(record)
@@ -172,6 +195,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
                 f"(rec {record['val_reconstruction']:.2f}, kl {record['val_kl']:.2f})  "
                 f"{record['seconds']:.1f}s  {record['images_per_second']:.0f} img/s"
                 f"{'  *best' if improved else ''}")
+            if stop.received:
+                raise Interrupted(f"{stop.received} received: stopped cleanly after epoch {epoch}, which is "
+                                  f"saved. Resume with: python -m experiments.train --workdir {workdir} --resume")
         best_state, _ = checkpoints.restore_best(state)
     finally:
         checkpoints.close()
@@ -193,8 +219,9 @@ def _tensorboard(workdir: Path):
 
 
 def _run_epoch(state: TrainState, train_images, val_images, keys, epoch: int,
-               config: ml_collections.ConfigDict, where: Placement, progress: bool) -> tuple[TrainState, dict]:
-    """Trains one epoch and evaluates on validation; returns the state and the epoch record."""
+               config: ml_collections.ConfigDict, where: Placement, progress: bool) -> tuple[TrainState, dict, int]:
+    """Trains one epoch and evaluates on validation; returns the state, the epoch record and
+    the first non-finite step (-1 if none)."""
     from tqdm.auto import tqdm
 
     t = config.train
@@ -208,10 +235,11 @@ def _run_epoch(state: TrainState, train_images, val_images, keys, epoch: int,
             state, train_metrics = train_epoch_stepwise(state, train_images, keys["train"], keys["shuffle"],
                                                         epoch, t.batch_size, bar.update, where.batch_sharding)
         val_metrics = evaluate_elbo(state, val_images, keys["eval"], t.eval_batch_size, where.batch_sharding)
+        nonfinite_step = int(to_host(train_metrics.pop("nonfinite_step")))
         record = {f"train_{k}": v for k, v in to_host(train_metrics).items()}
         record.update({f"val_{k}": v for k, v in to_host(val_metrics).items()})
     record["seconds"] = time.perf_counter() - start
-    return state, record
+    return state, record, nonfinite_step
 
 
 def _final_report(state: TrainState, splits: data.Splits, val_images, test_images, keys,

@@ -6,8 +6,12 @@ refused unless the run is resumed.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import importlib.metadata
 import json
 import os
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,9 @@ import ml_collections
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 TEST_METRICS_FILE = "test_metrics.json"
+VERSIONS_FILE = "versions.json"
+LOCK_FILE = ".lock"
+PACKAGES = ("fvae", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "numpy")
 # Config keys that may change when a run is resumed (e.g. to train it for longer).
 RESUMABLE_CHANGES = ("train.max_epochs",)
 
@@ -76,13 +83,52 @@ def start(workdir: str | Path, config: dict, resume: bool, write: bool = True) -
         if write:
             write_json(config_path, _to_json(config))
         return workdir
-    if workdir.exists() and any(workdir.iterdir()):
+    if workdir.exists() and any(p.name != LOCK_FILE and not p.name.endswith(".tmp") for p in workdir.iterdir()):
         raise RunDirError(f"{workdir} already holds files; refusing to overwrite a run. "
                           "Use --resume to continue it, or choose a new --workdir.")
     if write:
         workdir.mkdir(parents=True, exist_ok=True)
-        write_json(config_path, _to_json(config))
+        write_json(workdir / VERSIONS_FILE, versions())
+        write_json(config_path, _to_json(config))  # Written last: its presence marks a run.
     return workdir
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the packages a run's results depend on."""
+    found = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+@contextlib.contextmanager
+def exclusive(workdir: str | Path):
+    """Holds an exclusive lock on a run directory, so two processes cannot write one run.
+
+    The lock (flock on <workdir>/.lock) is released when the process ends, even by SIGKILL,
+    so a killed run never leaves a stale lock behind.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunDirError(f"{workdir} is in use by another fvae process (pid {holder}); "
+                              "wait for it to finish or stop it, or choose another --workdir.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield workdir
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def load_config(workdir: str | Path) -> ml_collections.ConfigDict:

@@ -85,7 +85,9 @@ def train_steps(state: TrainState, images: jax.Array, batch_indices: jax.Array, 
     images: the device-resident training set (N, ...) uint8; batch_indices: (S, B).
     batch_sharding: for data parallelism, how each gathered batch is split over devices
     (see fvae.parallel); each device then gathers only its own slice.
-    Returns the new state and the per-metric sums over the S steps.
+    Returns the new state and the per-metric sums over the S steps, plus
+    "nonfinite_step": the global step number of the first step whose loss was NaN/Inf
+    (-1 if none), so a failure can be named exactly.
     """
     def body(state, indices):
         batch = images[indices]
@@ -93,8 +95,23 @@ def train_steps(state: TrainState, images: jax.Array, batch_indices: jax.Array, 
             batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
         return train_step_fn(state, batch, key)
 
+    first_step = state.step
     state, metrics = jax.lax.scan(body, state, batch_indices)
-    return state, jax.tree.map(jnp.sum, metrics)
+    sums = jax.tree.map(jnp.sum, metrics)
+    finite = jnp.isfinite(metrics["loss"])
+    sums["nonfinite_step"] = jnp.where(finite.all(), -1, first_step + 1 + jnp.argmin(finite))
+    return state, sums
+
+
+def _mean_metrics(totals: Metrics, steps: int) -> Metrics:
+    """Sums over an epoch -> means; keeps the first non-finite step as it is."""
+    means = {k: v / steps for k, v in totals.items() if k != "nonfinite_step"}
+    means["nonfinite_step"] = totals["nonfinite_step"]
+    return means
+
+
+def _first_nonfinite(earlier: jax.Array, later: jax.Array) -> jax.Array:
+    return jnp.where(earlier >= 0, earlier, later)
 
 
 def train_epoch(state: TrainState, images: jax.Array, key: jax.Array, shuffle_key: jax.Array,
@@ -104,7 +121,8 @@ def train_epoch(state: TrainState, images: jax.Array, key: jax.Array, shuffle_ke
     """One epoch on device in blocks of `steps_per_call` steps (0: the whole epoch in one call).
 
     `on_progress(steps_done_in_block)` is called after each block is dispatched (for a
-    progress bar). Returns the state and the epoch's mean metrics (device arrays).
+    progress bar). Returns the state and the epoch's mean metrics (device arrays), with
+    "nonfinite_step" as in `train_steps`.
     """
     indices = epoch_batches(shuffle_key, epoch, images.shape[0], batch_size)
     steps = indices.shape[0]
@@ -114,10 +132,14 @@ def train_epoch(state: TrainState, images: jax.Array, key: jax.Array, shuffle_ke
     totals = None
     for start in range(0, steps, block):
         state, sums = train_steps(state, images, indices[start:start + block], key, batch_sharding)
-        totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+        if totals is None:
+            totals = sums
+        else:
+            bad = _first_nonfinite(totals.pop("nonfinite_step"), sums.pop("nonfinite_step"))
+            totals = {**jax.tree.map(jnp.add, totals, sums), "nonfinite_step": bad}
         if on_progress is not None:
             on_progress(min(block, steps - start))
-    return state, jax.tree.map(lambda s: s / steps, totals)
+    return state, _mean_metrics(totals, steps)
 
 
 def train_epoch_stepwise(state: TrainState, images: np.ndarray, key: jax.Array,
@@ -139,11 +161,17 @@ def train_epoch_stepwise(state: TrainState, images: np.ndarray, key: jax.Array,
         batch = images[row[rows]]
         if batch_sharding is not None:
             batch = jax.make_array_from_process_local_data(batch_sharding, batch)
+        step = state.step + 1
         state, metrics = train_step(state, batch, key)
-        totals = metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
+        metrics["nonfinite_step"] = jnp.where(jnp.isfinite(metrics["loss"]), -1, step)
+        if totals is None:
+            totals = metrics
+        else:
+            bad = _first_nonfinite(totals.pop("nonfinite_step"), metrics.pop("nonfinite_step"))
+            totals = {**jax.tree.map(jnp.add, totals, metrics), "nonfinite_step": bad}
         if on_progress is not None:
             on_progress(1)
-    return state, jax.tree.map(lambda s: s / len(indices), totals)
+    return state, _mean_metrics(totals, len(indices))
 
 
 def _process_rows(batch_sharding: jax.sharding.Sharding | None, batch_size: int) -> slice:

@@ -1,0 +1,117 @@
+"""The config schema: every key with its default, and validation before any work starts.
+
+Experiment configs (experiments/configs/*.py) start from `defaults()` and change values;
+`validate` rejects unknown keys, wrong types, values out of range and incompatible
+combinations, listing every problem in one message.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from fvae.data import NUM_TRAIN
+from fvae.models import COMPUTE_DTYPES
+from fvae.runs import flatten
+
+
+def defaults() -> ml_collections.ConfigDict:
+    """Every config key with its default value: the schema that validate() checks against."""
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+
+    config.data = ml_collections.ConfigDict()
+    config.data.data_dir = ""      # tfds data dir; "" -> $FVAE_DATA_DIR or ~/tensorflow_datasets
+    config.data.manual_dir = ""    # folder with the 4 .gz files; "" -> $FVAE_MANUAL_DIR, Debian package, download
+    config.data.val_size = 5000    # held out from the 60,000 training images, by seed
+    config.data.train_subset = 0   # > 0: train on only that many images (quick runs)
+
+    config.model = ml_collections.ConfigDict()
+    config.model.encoder_hidden = (512, 256)
+    config.model.decoder_hidden = (256, 512)
+    config.model.latents = 32
+    config.model.compute_dtype = "float32"  # or "bfloat16" (parameters and Adam state stay float32)
+
+    config.train = ml_collections.ConfigDict()
+    config.train.batch_size = 128
+    config.train.learning_rate = 1e-3
+    config.train.max_epochs = 200
+    config.train.patience = 10       # epochs without validation improvement before stopping
+    config.train.min_delta = 0.0     # nats an epoch must improve by to count
+    config.train.on_device = True    # dataset on device, epochs as compiled scans; False: per-step host loop
+    config.train.steps_per_call = 0  # steps per compiled call; 0 = the whole epoch
+    config.train.eval_batch_size = 1000
+
+    config.parallel = ml_collections.ConfigDict()
+    config.parallel.distributed = False       # True: call jax.distributed.initialize (multi-host)
+    config.parallel.coordinator_address = ""  # "" -> environment / cluster auto-detection
+    config.parallel.num_processes = 0
+    config.parallel.process_id = -1
+
+    config.checkpoint = ml_collections.ConfigDict()
+    config.checkpoint.keep = 2       # latest checkpoints kept (the best one is always kept)
+
+    config.output = ml_collections.ConfigDict()
+    config.output.num_samples = 64
+    config.output.num_reconstructions = 32
+    return config
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Raises ValueError listing every problem of `config`, or returns quietly."""
+    schema, given = flatten(defaults().to_dict()), flatten(config.to_dict())
+    problems = [f"unknown key {k!r} (known keys are those of fvae.config.defaults())"
+                for k in sorted(set(given) - set(schema))]
+    problems += [f"missing key {k!r}" for k in sorted(set(schema) - set(given))]
+    for key in sorted(set(given) & set(schema)):
+        expected, value = type(schema[key]), given[key]
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        if expected in (tuple, list) and isinstance(value, (tuple, list)):
+            continue
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            problems.append(f"{key} must be {expected.__name__}, got {type(value).__name__} {value!r}")
+    if problems:
+        raise ValueError("Invalid config:\n  " + "\n  ".join(problems))
+
+    t, d, m = config.train, config.data, config.model
+    for name in ("batch_size", "max_epochs", "patience", "eval_batch_size"):
+        if t[name] < 1:
+            problems.append(f"train.{name} must be >= 1, got {t[name]!r}")
+    if not t.learning_rate > 0:
+        problems.append(f"train.learning_rate must be > 0, got {t.learning_rate!r}")
+    if t.min_delta < 0:
+        problems.append(f"train.min_delta must be >= 0, got {t.min_delta!r}")
+    if t.steps_per_call < 0:
+        problems.append(f"train.steps_per_call must be >= 0 (0: whole epoch), got {t.steps_per_call!r}")
+    if m.latents < 1:
+        problems.append(f"model.latents must be >= 1, got {m.latents!r}")
+    if any(not isinstance(w, int) or w < 1 for w in (*m.encoder_hidden, *m.decoder_hidden)):
+        problems.append(f"model.encoder_hidden / decoder_hidden must be positive integers, got "
+                        f"{tuple(m.encoder_hidden)} / {tuple(m.decoder_hidden)}")
+    if m.compute_dtype not in COMPUTE_DTYPES:
+        problems.append(f"model.compute_dtype must be one of {sorted(COMPUTE_DTYPES)}, got {m.compute_dtype!r}")
+    if not 0 < d.val_size < NUM_TRAIN:
+        problems.append(f"data.val_size must be in 1..{NUM_TRAIN - 1}, got {d.val_size!r}")
+    if d.train_subset < 0:
+        problems.append(f"data.train_subset must be >= 0 (0: all), got {d.train_subset!r}")
+    train_images = d.train_subset or NUM_TRAIN - d.val_size
+    if 0 < d.val_size < NUM_TRAIN and train_images > NUM_TRAIN - d.val_size:
+        problems.append(f"data.train_subset {d.train_subset} exceeds the {NUM_TRAIN - d.val_size} training "
+                        "images left after the validation split")
+    if t.batch_size > train_images:
+        problems.append(f"train.batch_size {t.batch_size} exceeds the {train_images} training images")
+    if config.checkpoint.keep < 1:
+        problems.append(f"checkpoint.keep must be >= 1, got {config.checkpoint.keep!r}")
+    for name in ("num_samples", "num_reconstructions"):
+        if config.output[name] < 1:
+            problems.append(f"output.{name} must be >= 1, got {config.output[name]!r}")
+    if config.output.num_reconstructions % 8:
+        problems.append("output.num_reconstructions must be a multiple of 8 (the picture has 8 columns)")
+    p = config.parallel
+    if p.coordinator_address and not p.distributed:
+        problems.append("parallel.coordinator_address is set but parallel.distributed is False")
+    if p.distributed and p.coordinator_address and not (p.num_processes >= 1 and 0 <= p.process_id < p.num_processes):
+        problems.append("parallel.num_processes >= 1 and 0 <= parallel.process_id < num_processes are required "
+                        "with parallel.coordinator_address")
+    if problems:
+        raise ValueError("Invalid config:\n  " + "\n  ".join(problems))
