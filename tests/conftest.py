@@ -1,5 +1,6 @@
 """Shared fixtures: the original Fashion-MNIST files and one tfds preparation per session."""
 
+import collections
 import os
 from pathlib import Path
 
@@ -30,3 +31,16 @@ def prepared_data_dir(original_files, tmp_path_factory) -> Path:
     from fvae import data
 
     return data.prepare(tmp_path_factory.mktemp("tfds"), original_files)
+
+
+# Figures of tests/test_reliability.py, printed in the summary of every pytest run.
+RELIABILITY = collections.Counter()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if RELIABILITY:
+        r = RELIABILITY
+        terminalreporter.write_line(
+            f"reliability: kills survived: {r['kills_survived']}/{r['kills']} "
+            f"({r['kills_during_checkpoint_writes']} during checkpoint writes), "
+            f"bad inputs rejected cleanly: {r['bad_inputs_rejected']}/{r['bad_inputs']}, runs lost: {r['runs_lost']}")

@@ -1,0 +1,280 @@
+"""Kills, bad numbers and bad input: nothing is lost, every failure says what to do.
+
+The figures (kills survived, bad inputs rejected cleanly, runs lost) are printed in the
+pytest summary by conftest.py.
+"""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from fvae import data, runner, runs
+from fvae.checkpoint import FORMAT_VERSION, CheckpointError, Checkpoints
+from tests.conftest import REPO, RELIABILITY
+from tests.helpers import params_equal
+from tests.test_runner import final_state, small_config, without_timing
+
+
+def cli(workdir, data_dir, *extra):
+    return [sys.executable, "-m", "experiments.train", "--config", "experiments/configs/mlp500.py",
+            "--workdir", str(workdir), "--progress=false", f"--config.data.data_dir={data_dir}",
+            "--config.data.train_subset=2048", "--config.data.val_size=500", "--config.train.max_epochs=8",
+            "--config.train.patience=50", *extra]
+
+
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def checkpoint_write_in_progress(workdir: Path) -> bool:
+    root = workdir / "checkpoints"
+    return root.is_dir() and any("tmp" in p.name for sub in root.iterdir() if sub.is_dir() for p in sub.iterdir())
+
+
+def test_sigkill_at_random_moments_loses_nothing(prepared_data_dir, tmp_path):
+    reference = tmp_path / "uninterrupted"
+    done = subprocess.run(cli(reference, prepared_data_dir), cwd=REPO, env=ENV, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    workdir, rng = tmp_path / "killed", random.Random(0)
+    kills = during_writes = 0
+    while kills < 10:
+        resume = ["--resume"] if (workdir / "config.json").is_file() else []
+        process = subprocess.Popen(cli(workdir, prepared_data_dir, *resume), cwd=REPO, env=ENV,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + rng.uniform(3.0, 12.0)
+        aim_at_write = kills % 2 == 1  # Every other kill waits for a checkpoint write in progress.
+        caught_write = False
+        while process.poll() is None and time.monotonic() < deadline + (20 if aim_at_write else 0):
+            if aim_at_write and checkpoint_write_in_progress(workdir):
+                caught_write = True
+                break
+            if not aim_at_write and time.monotonic() >= deadline:
+                break
+            time.sleep(0.001)
+        if process.poll() is not None:
+            break  # Finished before this kill: the run is complete.
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        kills += 1
+        during_writes += caught_write
+    final = subprocess.run(cli(workdir, prepared_data_dir, "--resume"), cwd=REPO, env=ENV, capture_output=True,
+                           text=True, timeout=600)
+    assert final.returncode == 0, final.stderr[-3000:]
+
+    config = small_config(prepared_data_dir, 8)
+    config.model = __import__("experiments.configs.mlp500", fromlist=["get_config"]).get_config().model
+    killed_state, killed_meta = final_state(config, workdir)
+    reference_state, reference_meta = final_state(config, reference)
+    same = (params_equal(killed_state.params, reference_state.params)
+            and params_equal(killed_state.opt_state, reference_state.opt_state)
+            and killed_meta["early_stopping"] == reference_meta["early_stopping"]
+            and without_timing(runs.load_history(workdir)) == without_timing(runs.load_history(reference)))
+    RELIABILITY["kills"] += kills
+    RELIABILITY["kills_survived"] += kills if same else 0
+    RELIABILITY["kills_during_checkpoint_writes"] += during_writes
+    RELIABILITY["runs_lost"] += 0 if same else 1
+    assert kills == 10 and during_writes >= 1
+    assert same, "a killed and resumed run ended differently from the uninterrupted one"
+    assert json.loads((workdir / "test_metrics.json").read_text())["test_loss"] == \
+        json.loads((reference / "test_metrics.json").read_text())["test_loss"]
+
+
+def test_sigterm_stops_cleanly_after_saving_the_epoch(prepared_data_dir, tmp_path):
+    workdir = tmp_path / "run"
+    process = subprocess.Popen(cli(workdir, prepared_data_dir, "--config.train.max_epochs=200"), cwd=REPO, env=ENV,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while not runs.load_history(workdir) and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err[-3000:]
+    assert "SIGTERM received: stopped cleanly after epoch" in err and "--resume" in err
+    epochs = [r["epoch"] for r in runs.load_history(workdir)]
+    checkpoints = Checkpoints(workdir)
+    assert checkpoints.latest_epoch() == epochs[-1] < 200
+    checkpoints.close()
+
+
+def test_nan_stops_at_once_naming_epoch_and_step_and_keeps_the_last_good_checkpoint(
+        prepared_data_dir, tmp_path, monkeypatch):
+    real_train_epoch = runner.train_epoch
+
+    def poisoned(state, images, key, shuffle_key, epoch, *args, **kwargs):
+        if epoch == 3:  # Inject a NaN into one weight at the start of epoch 3.
+            params = jax.tree.map(lambda x: x, state.params)
+            params["decoder"]["logits"]["bias"] = params["decoder"]["logits"]["bias"].at[0].set(jnp.nan)
+            state = state.replace(params=params)
+        return real_train_epoch(state, images, key, shuffle_key, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "train_epoch", poisoned)
+    config = small_config(prepared_data_dir, 6)
+    with pytest.raises(runner.NonFiniteError, match=r"Epoch 3, step 21: the loss became NaN") as err:
+        runner.train_and_evaluate(config, tmp_path / "run", log=lambda _: None, progress=False)
+    assert "last good epoch" in str(err.value)
+    assert [r["epoch"] for r in runs.load_history(tmp_path / "run")] == [1, 2]
+    checkpoints = Checkpoints(tmp_path / "run")
+    assert checkpoints.latest_epoch() == 2
+    checkpoints.close()
+    RELIABILITY["bad_inputs"] += 1
+    RELIABILITY["bad_inputs_rejected"] += 1
+
+
+def test_absurd_learning_rate_fails_fast_from_the_cli(prepared_data_dir, tmp_path):
+    result = subprocess.run(cli(tmp_path / "run", prepared_data_dir, "--config.train.learning_rate=1e30"),
+                            cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1 and "the loss became NaN or Inf" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not runs.load_history(tmp_path / "run")
+    RELIABILITY["bad_inputs"] += 1
+    RELIABILITY["bad_inputs_rejected"] += 1
+
+
+def corrupt_folder(original_files, tmp_path, how):
+    from tests.test_data import debian_style_copy, rewrite_idx
+
+    folder = debian_style_copy(original_files, tmp_path / "files")
+    path = folder / "t10k-images-idx3-ubyte.gz"
+    if how == "missing":
+        path.unlink()
+    elif how == "truncated":
+        path.write_bytes(path.read_bytes()[:50_000])
+    elif how == "checksum":
+        rewrite_idx(folder, path.name, lambda b: b.__setitem__(100, b[100] ^ 1))
+    elif how == "shape":
+        rewrite_idx(folder, path.name, lambda b: b.__setitem__(slice(4, 8), (9999).to_bytes(4, "big")))
+    elif how == "not gzip":
+        path.write_bytes(b"<html>not found</html>")
+    return folder
+
+
+BAD_DATA = {"missing": "Missing data file", "truncated": "truncated or not a valid gzip",
+            "checksum": "checksum mismatch", "shape": "not a Fashion-MNIST IDX file", "not gzip": "not a valid gzip"}
+
+
+@pytest.mark.parametrize("how", sorted(BAD_DATA))
+def test_bad_data_files_are_named_and_never_read_as_prepared(original_files, tmp_path, how):
+    folder = corrupt_folder(original_files, tmp_path, how)
+    with pytest.raises(data.DataError) as err:
+        data.prepare(tmp_path / "tfds", folder)
+    message = str(err.value)
+    assert BAD_DATA[how] in message and "t10k-images-idx3-ubyte.gz" in message and "Ways to provide" in message
+    assert not data.is_prepared(tmp_path / "tfds")
+    RELIABILITY["bad_inputs"] += 1
+    RELIABILITY["bad_inputs_rejected"] += 1
+
+
+def test_unusable_data_directory_is_reported(original_files, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(data.DataError, match="Cannot create data directory"):
+        data.prepare(blocker / "tfds", original_files)
+    RELIABILITY["bad_inputs"] += 1
+    RELIABILITY["bad_inputs_rejected"] += 1
+
+
+BAD_CONFIGS = {
+    "--config.train.batch_size=0": "train.batch_size must be >= 1",
+    "--config.train.learning_rate=-1": "train.learning_rate must be > 0",
+    "--config.model.compute_dtype=float16": "model.compute_dtype must be one of",
+    "--config.data.val_size=60000": "data.val_size must be in",
+    "--config.data.train_subset=50": "exceeds the 50 training images",
+}
+
+
+@pytest.mark.parametrize("override", sorted(BAD_CONFIGS))
+def test_bad_config_values_are_rejected_before_any_work(prepared_data_dir, tmp_path, override):
+    result = subprocess.run(cli(tmp_path / "run", prepared_data_dir, override), cwd=REPO, env=ENV,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and BAD_CONFIGS[override] in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()
+    RELIABILITY["bad_inputs"] += 1
+    RELIABILITY["bad_inputs_rejected"] += 1
+
+
+@pytest.fixture(scope="module")
+def finished_run(prepared_data_dir, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("finished") / "run"
+    runner.train_and_evaluate(small_config(prepared_data_dir, 2), workdir, log=lambda _: None, progress=False)
+    return workdir
+
+
+def test_run_directory_records_versions(finished_run):
+    recorded = json.loads((finished_run / "versions.json").read_text())
+    assert recorded["jax"] == jax.__version__ and "orbax-checkpoint" in recorded and "python" in recorded
+
+
+def test_run_directory_misuse_is_refused_and_nothing_is_overwritten(finished_run, prepared_data_dir, tmp_path):
+    before = {p: p.stat().st_mtime_ns for p in finished_run.rglob("*") if p.is_file() and p.name != ".lock"}
+    cases = [
+        (dict(workdir=finished_run, resume=False), runs.RunDirError, "refusing to overwrite"),
+        (dict(workdir=tmp_path / "nothing", resume=True), runs.RunDirError, "holds no run"),
+    ]
+    different = small_config(prepared_data_dir, 2)
+    different.model.latents = 3
+    cases.append((dict(workdir=finished_run, resume=True, config=different), runs.RunDirError,
+                  "model.latents: run has 8, given 3"))
+    for case, error, phrase in cases:
+        config = case.pop("config", small_config(prepared_data_dir, 2))
+        with pytest.raises(error, match=phrase):
+            runner.train_and_evaluate(config, log=lambda _: None, progress=False, **case)
+        RELIABILITY["bad_inputs"] += 1
+        RELIABILITY["bad_inputs_rejected"] += 1
+    after = {p: p.stat().st_mtime_ns for p in finished_run.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == before
+
+
+def test_a_second_process_cannot_write_a_run_in_use(finished_run, prepared_data_dir):
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import time
+from fvae import runs
+with runs.exclusive({str(finished_run)!r}):
+    print("locked", flush=True)
+    time.sleep(60)
+"""], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    try:
+        with pytest.raises(runs.RunDirError, match="in use by another fvae process"):
+            runner.train_and_evaluate(small_config(prepared_data_dir, 3), finished_run, resume=True,
+                                      log=lambda _: None, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    RELIABILITY["bad_inputs"] += 1
+    RELIABILITY["bad_inputs_rejected"] += 1
+
+
+def test_incompatible_checkpoints_fail_clearly(finished_run, tmp_path):
+    import shutil
+
+    from fvae.models import Decoder, Encoder, VAE
+    from fvae.train import create_train_state
+    from tests.helpers import fake_images
+
+    other_model = create_train_state(VAE(Encoder((32,), 8), Decoder((32,), (784,))), jax.random.key(0),
+                                     fake_images(1), 1e-3)
+    checkpoints = Checkpoints(finished_run)
+    with pytest.raises(CheckpointError, match="does not match this model configuration"):
+        checkpoints.restore_latest(other_model)
+    checkpoints.close()
+
+    old = tmp_path / "old"
+    shutil.copytree(finished_run, old)
+    for meta in (old / "checkpoints").rglob("meta/metadata"):
+        content = json.loads(meta.read_text())
+        content["format_version"] = FORMAT_VERSION + 1
+        meta.write_text(json.dumps(content))
+    with pytest.raises(CheckpointError, match="format version"):
+        runner.load_run_state(old)
+    RELIABILITY["bad_inputs"] += 2
+    RELIABILITY["bad_inputs_rejected"] += 2
