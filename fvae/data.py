@@ -229,14 +229,14 @@ def prepare(data_dir: str | os.PathLike | None = None,
 
     import tensorflow_datasets as tfds
 
-    if folder is not None and verify_folder(folder) == "recompressed":
-        _prepare_from_idx(folder, data_dir)
-        return data_dir
-    download_config = tfds.download.DownloadConfig(manual_dir=str(folder) if folder else None)
+    recompressed = folder is not None and verify_folder(folder) == "recompressed"
     try:
-        tfds.builder(DATASET_NAME, data_dir=str(data_dir)).download_and_prepare(
-            download_config=download_config)
-    except Exception as err:  # tfds raises many types (network, checksum, IO).
+        if recompressed:
+            _prepare_from_idx(folder, data_dir)
+        else:
+            tfds.builder(DATASET_NAME, data_dir=str(data_dir)).download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=str(folder) if folder else None))
+    except Exception as err:  # tfds raises many types (network, checksum, disk full, permissions).
         where = f"from {folder}" if folder else "by download (no local folder given)"
         raise DataError(f"Could not prepare Fashion-MNIST {where} into {data_dir}: "
                         f"{type(err).__name__}: {err}\n{HOW_TO_FIX}") from err

@@ -22,6 +22,17 @@ def _per_image_terms(state: TrainState, batch: jax.Array, key: jax.Array) -> tup
     return bernoulli_reconstruction(logits, x), kl_standard_normal(mean, logvar)
 
 
+def _padded_batches(images: jax.Array, batch_size: int) -> tuple[jax.Array, jax.Array]:
+    """Images padded to whole batches: (num_batches, B, ...) and a mask (num_batches, B) of real images."""
+    n = images.shape[0]
+    batch_size = min(batch_size, n)
+    num_batches = -(-n // batch_size)
+    padded = jnp.concatenate([images, jnp.zeros((num_batches * batch_size - n, *images.shape[1:]), images.dtype)])
+    mask = jnp.arange(num_batches * batch_size) < n
+    return (padded.reshape(num_batches, batch_size, *images.shape[1:]),
+            mask.reshape(num_batches, batch_size))
+
+
 @jax.jit
 def eval_step(state: TrainState, batch: jax.Array, key: jax.Array) -> Metrics:
     """Batch means of {"loss", "reconstruction", "kl"} (no parameter update)."""
@@ -41,12 +52,7 @@ def evaluate_elbo(state: TrainState, images: jax.Array, key: jax.Array, batch_si
     a multiple of the device count when batch_sharding is given.
     """
     n = images.shape[0]
-    batch_size = min(batch_size, n)
-    num_batches = -(-n // batch_size)
-    pad = num_batches * batch_size - n
-    padded = jnp.concatenate([images, jnp.zeros((pad, *images.shape[1:]), images.dtype)])
-    batches = padded.reshape(num_batches, batch_size, *images.shape[1:])
-    mask = (jnp.arange(num_batches * batch_size) < n).reshape(num_batches, batch_size)
+    batches, mask = _padded_batches(images, batch_size)
 
     def body(totals, inputs):
         i, batch, valid = inputs
@@ -57,7 +63,7 @@ def evaluate_elbo(state: TrainState, images: jax.Array, key: jax.Array, batch_si
         return jax.tree.map(jnp.add, totals, sums), None
 
     zero = jnp.zeros((), jnp.float32)
-    (reconstruction, kl), _ = jax.lax.scan(body, (zero, zero), (jnp.arange(num_batches), batches, mask))
+    (reconstruction, kl), _ = jax.lax.scan(body, (zero, zero), (jnp.arange(len(batches)), batches, mask))
     return {"loss": (reconstruction + kl) / n, "reconstruction": reconstruction / n, "kl": kl / n}
 
 
@@ -123,33 +129,25 @@ def iwae_nll(state: TrainState, images: jax.Array, key: jax.Array, num_samples: 
     whole batches and the padding masked out.
     """
     n = images.shape[0]
-    batch_size = min(batch_size, n)
-    num_batches = -(-n // batch_size)
-    pad = num_batches * batch_size - n
-    padded = jnp.concatenate([images, jnp.zeros((pad, *images.shape[1:]), images.dtype)])
-    batches = padded.reshape(num_batches, batch_size, *images.shape[1:])
-    mask = jnp.arange(num_batches * batch_size).reshape(num_batches, batch_size) < n
+    batches, mask = _padded_batches(images, batch_size)
 
     def body(total, inputs):
         i, batch, valid = inputs
-        x = as_unit_interval(batch).reshape(batch_size, -1)
+        x = as_unit_interval(batch).reshape(batch.shape[0], -1)
         mean, logvar = state.apply_fn({"params": state.params}, x, method="encode")
         log_px = importance_weighted_log_likelihood(jax.random.fold_in(key, i), mean, logvar,
                                                     _bernoulli_log_likelihood(state, x), num_samples, sample_chunk)
         return total + jnp.sum(jnp.where(valid, -log_px, 0.0)), None
 
-    total, _ = jax.lax.scan(body, jnp.zeros(()), (jnp.arange(num_batches), batches, mask))
+    total, _ = jax.lax.scan(body, jnp.zeros(()), (jnp.arange(len(batches)), batches, mask))
     return total / n
 
 
 def _map_images(fn: Callable, images: jax.Array, batch_size: int):
     """fn over padded batches of images (lax.map, bounded memory); per-image outputs (N, ...)."""
-    n = images.shape[0]
-    batch_size = min(batch_size, n)
-    num_batches = -(-n // batch_size)
-    padded = jnp.concatenate([images, jnp.zeros((num_batches * batch_size - n, *images.shape[1:]), images.dtype)])
-    outputs = jax.lax.map(fn, padded.reshape(num_batches, batch_size, *images.shape[1:]))
-    return jax.tree.map(lambda a: a.reshape(num_batches * batch_size, *a.shape[2:])[:n], outputs)
+    batches, _ = _padded_batches(images, batch_size)
+    outputs = jax.lax.map(fn, batches)
+    return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:])[:images.shape[0]], outputs)
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size",))

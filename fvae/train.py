@@ -110,8 +110,14 @@ def _mean_metrics(totals: Metrics, steps: int) -> Metrics:
     return means
 
 
-def _first_nonfinite(earlier: jax.Array, later: jax.Array) -> jax.Array:
-    return jnp.where(earlier >= 0, earlier, later)
+def _accumulate(totals: Metrics | None, new: Metrics) -> Metrics:
+    """Adds metric sums; keeps the earliest non-finite step (-1 means none so far)."""
+    if totals is None:
+        return new
+    earlier, later = totals["nonfinite_step"], new["nonfinite_step"]
+    summed = {k: totals[k] + new[k] for k in totals if k != "nonfinite_step"}
+    summed["nonfinite_step"] = jnp.where(earlier >= 0, earlier, later)
+    return summed
 
 
 def train_epoch(state: TrainState, images: jax.Array, key: jax.Array, shuffle_key: jax.Array,
@@ -132,11 +138,7 @@ def train_epoch(state: TrainState, images: jax.Array, key: jax.Array, shuffle_ke
     totals = None
     for start in range(0, steps, block):
         state, sums = train_steps(state, images, indices[start:start + block], key, batch_sharding)
-        if totals is None:
-            totals = sums
-        else:
-            bad = _first_nonfinite(totals.pop("nonfinite_step"), sums.pop("nonfinite_step"))
-            totals = {**jax.tree.map(jnp.add, totals, sums), "nonfinite_step": bad}
+        totals = _accumulate(totals, sums)
         if on_progress is not None:
             on_progress(min(block, steps - start))
     return state, _mean_metrics(totals, steps)
@@ -164,11 +166,7 @@ def train_epoch_stepwise(state: TrainState, images: np.ndarray, key: jax.Array,
         step = state.step + 1
         state, metrics = train_step(state, batch, key)
         metrics["nonfinite_step"] = jnp.where(jnp.isfinite(metrics["loss"]), -1, step)
-        if totals is None:
-            totals = metrics
-        else:
-            bad = _first_nonfinite(totals.pop("nonfinite_step"), metrics.pop("nonfinite_step"))
-            totals = {**jax.tree.map(jnp.add, totals, metrics), "nonfinite_step": bad}
+        totals = _accumulate(totals, metrics)
         if on_progress is not None:
             on_progress(1)
     return state, _mean_metrics(totals, len(indices))

@@ -1,10 +1,14 @@
-"""Small models and synthetic data shared by the tests."""
+"""Small models, synthetic data and data-file surgery shared by the tests."""
+
+import gzip
+import struct
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fvae import train
+from fvae import data, train
 from fvae.models import VAE, Decoder, Encoder
 
 
@@ -26,3 +30,24 @@ def new_state(seed: int = 0, lr: float = 1e-3) -> train.TrainState:
 
 def params_equal(a, b) -> bool:
     return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(jnp.array_equal(x, y)), a, b)))
+
+
+def debian_style_copy(src: Path, dst: Path) -> Path:
+    """Copies the four files as Debian ships them: same deflate data, gzip header without
+    the original file name and with another mtime (so the archive checksums differ)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for source in data.SOURCE_FILES.values():
+        raw = (src / source.name).read_bytes()
+        assert raw[3] & 0x08  # FNAME flag set in the originals.
+        body_start = raw.index(b"\0", 10) + 1
+        header = raw[:3] + bytes([raw[3] & ~0x08]) + struct.pack("<I", 1591315200) + raw[8:10]
+        (dst / source.name).write_bytes(header + raw[body_start:])
+    return dst
+
+
+def rewrite_idx(folder: Path, name: str, edit) -> None:
+    """Decompresses one file, applies edit(bytearray), recompresses it in place."""
+    path = folder / name
+    payload = bytearray(gzip.decompress(path.read_bytes()))
+    edit(payload)
+    path.write_bytes(gzip.compress(bytes(payload), compresslevel=1, mtime=0))

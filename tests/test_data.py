@@ -1,34 +1,9 @@
-import gzip
-import shutil
-import struct
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from fvae import data
 from tests.conftest import require
-
-
-def debian_style_copy(src: Path, dst: Path) -> Path:
-    """Copies the four files as Debian ships them: same deflate data, gzip header without
-    the original file name and with another mtime (so the archive checksums differ)."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for source in data.SOURCE_FILES.values():
-        raw = (src / source.name).read_bytes()
-        assert raw[3] & 0x08  # FNAME flag set in the originals.
-        body_start = raw.index(b"\0", 10) + 1
-        header = raw[:3] + bytes([raw[3] & ~0x08]) + struct.pack("<I", 1591315200) + raw[8:10]
-        (dst / source.name).write_bytes(header + raw[body_start:])
-    return dst
-
-
-def rewrite_idx(folder: Path, name: str, edit) -> None:
-    """Decompresses one file, applies edit(bytearray), recompresses it in place."""
-    path = folder / name
-    payload = bytearray(gzip.decompress(path.read_bytes()))
-    edit(payload)
-    path.write_bytes(gzip.compress(bytes(payload), compresslevel=1, mtime=0))
+from tests.helpers import debian_style_copy
 
 
 def test_real_data_through_tfds(prepared_data_dir):
@@ -90,48 +65,6 @@ def test_recompressed_files_build_the_same_tfds_dataset(original_files, prepared
 def test_debian_package_files_verify():
     require(data.DEBIAN_DIR.is_dir(), f"Debian package dataset-fashion-mnist not installed ({data.DEBIAN_DIR})")
     assert data.verify_folder(data.DEBIAN_DIR) == "recompressed"
-
-
-def test_missing_file_is_named(original_files, tmp_path):
-    folder = debian_style_copy(original_files, tmp_path / "files")
-    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(data.DataError, match="Missing data file .*t10k-labels-idx1-ubyte.gz") as err:
-        data.prepare(tmp_path / "tfds", folder)
-    assert "apt-get install dataset-fashion-mnist" in str(err.value)
-    assert not data.is_prepared(tmp_path / "tfds")
-
-
-def test_truncated_file_is_named_and_nothing_is_prepared(original_files, tmp_path):
-    folder = tmp_path / "files"
-    shutil.copytree(original_files, folder)
-    path = folder / "train-images-idx3-ubyte.gz"
-    path.write_bytes(path.read_bytes()[:1_000_000])
-    with pytest.raises(data.DataError, match="train-images-idx3-ubyte.gz is truncated"):
-        data.prepare(tmp_path / "tfds", folder)
-    assert not data.is_prepared(tmp_path / "tfds")
-
-
-def test_changed_content_fails_the_checksum(original_files, tmp_path):
-    folder = debian_style_copy(original_files, tmp_path / "files")
-
-    def flip_a_pixel(payload):
-        payload[5000] ^= 0xFF
-
-    rewrite_idx(folder, "t10k-images-idx3-ubyte.gz", flip_a_pixel)
-    with pytest.raises(data.DataError, match="t10k-images-idx3-ubyte.gz: checksum mismatch"):
-        data.prepare(tmp_path / "tfds", folder)
-    assert not data.is_prepared(tmp_path / "tfds")
-
-
-def test_wrong_shape_is_reported(original_files, tmp_path):
-    folder = debian_style_copy(original_files, tmp_path / "files")
-
-    def claim_27_rows(payload):
-        payload[8:12] = struct.pack(">I", 27)
-
-    rewrite_idx(folder, "t10k-images-idx3-ubyte.gz", claim_27_rows)
-    with pytest.raises(data.DataError, match=r"not a Fashion-MNIST IDX file of shape \(10000, 28, 28\)"):
-        data.verify_folder(folder)
 
 
 def test_missing_manual_dir_is_reported(tmp_path):

@@ -17,10 +17,11 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from experiments.configs import mlp500
 from fvae import data, runner, runs
 from fvae.checkpoint import FORMAT_VERSION, CheckpointError, Checkpoints
 from tests.conftest import REPO, RELIABILITY
-from tests.helpers import params_equal
+from tests.helpers import debian_style_copy, params_equal, rewrite_idx
 from tests.test_runner import final_state, small_config, without_timing
 
 
@@ -71,8 +72,7 @@ def test_sigkill_at_random_moments_loses_nothing(prepared_data_dir, tmp_path):
                            text=True, timeout=600)
     assert final.returncode == 0, final.stderr[-3000:]
 
-    config = small_config(prepared_data_dir, 8)
-    config.model = __import__("experiments.configs.mlp500", fromlist=["get_config"]).get_config().model
+    config = mlp500.get_config()
     killed_state, killed_meta = final_state(config, workdir)
     reference_state, reference_meta = final_state(config, reference)
     same = (params_equal(killed_state.params, reference_state.params)
@@ -140,8 +140,6 @@ def test_absurd_learning_rate_fails_fast_from_the_cli(prepared_data_dir, tmp_pat
 
 
 def corrupt_folder(original_files, tmp_path, how):
-    from tests.test_data import debian_style_copy, rewrite_idx
-
     folder = debian_style_copy(original_files, tmp_path / "files")
     path = folder / "t10k-images-idx3-ubyte.gz"
     if how == "missing":
