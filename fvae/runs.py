@@ -166,8 +166,9 @@ def load_history(workdir: str | Path, as_frame: bool = False):
     path = Path(workdir) / METRICS_FILE
     records = []
     if path.is_file():
-        with open(path) as f:
-            records = [json.loads(line) for line in f if line.strip()]
+        # A line without its newline is an append cut short (a killed run): it is left out.
+        complete = path.read_text().split("\n")[:-1]
+        records = [json.loads(line) for line in complete if line.strip()]
     if as_frame:
         import pandas as pd
 

@@ -33,6 +33,9 @@ def test_metrics_lines_round_trip_and_history_rewrite(tmp_path):
     runs.write_history(tmp_path, [{"epoch": 1, "val_loss": 3.0}])
     assert runs.load_history(tmp_path) == [{"epoch": 1, "val_loss": 3.0}]
     assert not list(tmp_path.glob("*.tmp"))
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 2, "val_lo')  # An append cut short by a kill.
+    assert runs.load_history(tmp_path) == [{"epoch": 1, "val_loss": 3.0}]
 
 
 def test_flatten():
