@@ -99,3 +99,13 @@ def test_batch_size_must_split_evenly_over_devices():
     if mesh.size > 1:
         with pytest.raises(ValueError, match="divisible"):
             parallel.check_batch_size(mesh.size * 3 + 1, mesh)
+
+
+def test_importing_fvae_leaves_the_backend_uninitialized():
+    # jax.distributed.initialize must come before any computation: imports may not compute.
+    code = ("import fvae, fvae.runner, fvae.config, experiments.train, experiments.evaluate\n"
+            "import jax._src.xla_bridge as xla_bridge\n"
+            "assert not xla_bridge._backends, 'an import initialized the XLA backend'\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=subprocess_env(1), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
