@@ -103,7 +103,7 @@ def test_batch_size_must_split_evenly_over_devices():
 
 def test_importing_fvae_leaves_the_backend_uninitialized():
     # jax.distributed.initialize must come before any computation: imports may not compute.
-    code = ("import fvae, fvae.runner, fvae.config, experiments.train, experiments.evaluate\n"
+    code = ("import fvae, fvae.runner, fvae.config, fvae.representations, experiments.train\n"
             "import jax._src.xla_bridge as xla_bridge\n"
             "assert not xla_bridge._backends, 'an import initialized the XLA backend'\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=subprocess_env(1), capture_output=True,
