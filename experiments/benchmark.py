@@ -98,7 +98,7 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     indices = train.epoch_batches(shuffle_key, 0, num_images, batch_size)
 
     start = time.perf_counter()
-    compiled_epoch = train.train_steps.lower(fresh_state(), images, indices, key).compile()
+    train.train_steps.lower(fresh_state(), images, indices, key).compile()
     compile_seconds = time.perf_counter() - start
     step_cost = train.train_step.lower(fresh_state(), host_images[:batch_size], key).compile().cost_analysis()
     step_cost = step_cost[0] if isinstance(step_cost, list) else step_cost
@@ -136,7 +136,6 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
                           / layer_matmul_ceiling(d, batch_size) for d in layer_dims(config))
 
     trained = steps * batch_size
-    del compiled_epoch
     return {
         "model_shape_matmul_gflops": ceiling_flops / ceiling_seconds / 1e9,
         "config": name, "batch_size": batch_size, "compile_seconds": compile_seconds,

@@ -86,7 +86,7 @@ COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 def build_model(model_config) -> VAE:
     """VAE from a config with fields: encoder_hidden, decoder_hidden, latents, compute_dtype."""
-    dtype = COMPUTE_DTYPES[model_config.get("compute_dtype", "float32")]
+    dtype = COMPUTE_DTYPES[model_config.compute_dtype]
     return VAE(
         encoder=Encoder(hidden=tuple(model_config.encoder_hidden), latents=model_config.latents, dtype=dtype),
         decoder=Decoder(hidden=tuple(model_config.decoder_hidden), output_shape=(784,), dtype=dtype),
