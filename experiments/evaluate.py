@@ -25,7 +25,7 @@ from fvae.checkpoint import CheckpointError  # noqa: E402
 from fvae.evaluate import (decode, encode_dataset, evaluate_elbo, generate, iwae_nll,  # noqa: E402
                            latent_statistics, reconstruct)
 from fvae.representations import knn_accuracy, linear_probe_accuracy  # noqa: E402
-from fvae.runner import load_run_state, run_keys  # noqa: E402
+from fvae.runner import load_run_state, load_splits, run_keys  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Run directory to evaluate.", required=True)
 flags.DEFINE_list("iwae_samples", ["1000"], "Importance samples K for the IWAE bound (one estimate per K).")
@@ -46,9 +46,7 @@ def evaluate_run(workdir: str | Path, iwae_samples=(1000,), split: str = "test",
         raise runs.RunDirError(f"{out} exists; pass --overwrite to replace it.")
     out.mkdir(parents=True, exist_ok=True)
     config, state = load_run_state(workdir)
-    splits = data.load(config.data.data_dir or None, config.data.manual_dir or None,
-                       val_size=config.data.val_size, seed=config.seed, flatten=True,
-                       train_subset=config.data.train_subset)
+    splits = load_splits(config)
     images, labels = {"test": (splits.test_images, splits.test_labels), "val": (splits.val_images, splits.val_labels),
                       "train": (splits.train_images, splits.train_labels)}[split]
     if limit:

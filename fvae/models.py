@@ -6,6 +6,7 @@ takes a PRNG key argument for the reparameterization trick; no module holds RNG 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -45,10 +46,7 @@ class Decoder(nn.Module):
         h = z
         for i, width in enumerate(self.hidden):
             h = nn.relu(nn.Dense(width, dtype=self.dtype, name=f"hidden_{i}")(h))
-        size = 1
-        for d in self.output_shape:
-            size *= d
-        logits = nn.Dense(size, dtype=self.dtype, name="logits")(h)
+        logits = nn.Dense(math.prod(self.output_shape), dtype=self.dtype, name="logits")(h)
         return logits.astype(jnp.float32).reshape(z.shape[0], *self.output_shape)
 
 

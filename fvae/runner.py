@@ -39,6 +39,18 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
     return {name: jax.random.fold_in(root, i) for i, name in enumerate(("init", "train", "shuffle", "eval", "sample"))}
 
 
+def load_splits(config: ml_collections.ConfigDict) -> data.Splits:
+    """The train/val/test arrays a config asks for (prepared through tfds once)."""
+    return data.load(config.data.data_dir or None, config.data.manual_dir or None, val_size=config.data.val_size,
+                     seed=config.seed, flatten=True, train_subset=config.data.train_subset)
+
+
+def initial_state(config: ml_collections.ConfigDict) -> TrainState:
+    """The run's freshly initialized TrainState (also the template that checkpoints restore into)."""
+    return create_train_state(build_model(config.model), run_keys(config.seed)["init"],
+                              np.zeros((1, 784), np.uint8), config.train.learning_rate)
+
+
 class Interrupted(RuntimeError):
     """SIGTERM/SIGINT stopped training cleanly after a saved epoch; the message says how to resume."""
 
@@ -151,13 +163,9 @@ def _note_version_changes(workdir: Path, log: Callable[[str], None]) -> None:
 def _train(config: ml_collections.ConfigDict, workdir: Path, resume: bool, log, progress: bool,
            where: Placement, stop: _StopSignals) -> dict:
     t = config.train
-    splits = data.load(config.data.data_dir or None, config.data.manual_dir or None,
-                       val_size=config.data.val_size, seed=config.seed, flatten=True,
-                       train_subset=config.data.train_subset)
+    splits = load_splits(config)
     keys = where.put(run_keys(config.seed))
-    model = build_model(config.model)
-    state = where.put(create_train_state(model, run_keys(config.seed)["init"], splits.train_images[:1],
-                                         t.learning_rate))
+    state = where.put(initial_state(config))
     train_images = where.put(splits.train_images) if t.on_device else splits.train_images
     val_images, test_images = where.put(splits.val_images), where.put(splits.test_images)
 
@@ -270,8 +278,7 @@ def _final_report(state: TrainState, splits: data.Splits, val_images, test_image
 def load_run_state(workdir: str | Path, which: str = "best") -> tuple[ml_collections.ConfigDict, TrainState]:
     """A finished or stopped run's config and its best (or latest) TrainState, for analysis."""
     config = runs.load_config(workdir)
-    template = create_train_state(build_model(config.model), run_keys(config.seed)["init"],
-                                  np.zeros((1, 784), np.uint8), config.train.learning_rate)
+    template = initial_state(config)
     checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep)
     try:
         state, _ = checkpoints.restore_best(template) if which == "best" else checkpoints.restore_latest(template)

@@ -3,15 +3,12 @@ import os
 import subprocess
 import sys
 
-import jax
 import pytest
 
 from experiments.configs import mlp500
 from fvae import runs
 from fvae.checkpoint import Checkpoints
-from fvae.models import build_model
-from fvae.runner import run_keys, train_and_evaluate
-from fvae.train import create_train_state
+from fvae.runner import initial_state, train_and_evaluate
 from tests.conftest import REPO
 from tests.helpers import params_equal
 
@@ -28,8 +25,7 @@ def small_config(data_dir, max_epochs):
 
 
 def final_state(config, workdir):
-    template = create_train_state(build_model(config.model), run_keys(config.seed)["init"],
-                                  jax.numpy.zeros((1, 784), jax.numpy.uint8), config.train.learning_rate)
+    template = initial_state(config)
     checkpoints = Checkpoints(workdir)
     state, meta = checkpoints.restore_latest(template)
     checkpoints.close()

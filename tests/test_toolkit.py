@@ -26,7 +26,7 @@ def two_runs(prepared_data_dir, tmp_path_factory):
 
 def test_evaluate_run_writes_metrics_report_codes_and_pictures(two_runs):
     for name, latents in (("latent8", 8), ("latent2", 2)):
-        metrics = evaluate_run(two_runs / name, iwae_samples=(1, 10), limit=300, log=lambda _: None)
+        evaluate_run(two_runs / name, iwae_samples=(1, 10), limit=300, log=lambda _: None)
         out = two_runs / name / "eval"
         stored = json.loads((out / "metrics.json").read_text())
         assert stored["images"] == 300 and len(stored["kl_per_dimension"]) == latents
