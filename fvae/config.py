@@ -10,8 +10,12 @@ from __future__ import annotations
 import ml_collections
 
 from fvae.data import NUM_TRAIN
-from fvae.models import COMPUTE_DTYPES
+from fvae.likelihoods import GAUSSIAN_VARIANCES, LIKELIHOODS
+from fvae.losses import Objective
+from fvae.models import ARCHITECTURES, COMPUTE_DTYPES, UPSAMPLING
 from fvae.runs import flatten
+
+PRIORS = ("standard_normal", "vamp")
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -26,15 +30,36 @@ def defaults() -> ml_collections.ConfigDict:
     config.data.train_subset = 0   # > 0: train on only that many images (quick runs)
 
     config.model = ml_collections.ConfigDict()
-    config.model.encoder_hidden = (512, 256)
-    config.model.decoder_hidden = (256, 512)
+    config.model.architecture = "mlp"       # or "conv"
+    config.model.encoder_hidden = (512, 256)  # dense layers (after the convs for "conv")
+    config.model.decoder_hidden = (256, 512)  # dense layers (before the upsampling convs for "conv")
     config.model.latents = 32
+    config.model.conv_channels = (32, 64)   # "conv": encoder channels per stride-2 conv; the decoder mirrors them
+    config.model.upsample = "pixel_shuffle"  # "conv" decoder: "pixel_shuffle" or "transpose" (ConvTranspose)
+    config.model.conditional = False        # True: encoder and decoder see the class label (conditional VAE)
     config.model.compute_dtype = "float32"  # or "bfloat16" (parameters and Adam state stay float32)
+
+    config.likelihood = ml_collections.ConfigDict()
+    config.likelihood.name = "bernoulli"    # see fvae.likelihoods.LIKELIHOODS
+    config.likelihood.mixtures = 1          # discretized_logistic: mixture components
+    config.likelihood.variance = "per_pixel"  # gaussian: "per_pixel" or "global"
+    config.likelihood.eval_binarization_seed = 0  # binarized_bernoulli: the fixed binarization of val/test
+
+    config.prior = ml_collections.ConfigDict()
+    config.prior.name = "standard_normal"   # or "vamp" (VampPrior)
+    config.prior.components = 500           # vamp: number of pseudo-inputs
+
+    config.objective = ml_collections.ConfigDict()
+    config.objective.beta = 1.0             # KL weight (beta-VAE)
+    config.objective.warmup_epochs = 0      # KL weight rises linearly from 0 to beta over this many epochs
+    config.objective.free_bits = 0.0        # nats: per-latent KL floor (standard_normal prior only)
+    config.objective.iwae_samples = 1       # K > 1: train on the IWAE bound with K samples
 
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 128
     config.train.learning_rate = 1e-3
     config.train.max_epochs = 200
+    config.train.max_train_minutes = 0.0  # > 0: stop (like early stopping) once training took this long
     config.train.patience = 10       # epochs without validation improvement before stopping
     config.train.min_delta = 0.0     # nats an epoch must improve by to count
     config.train.on_device = True    # dataset on device, epochs as compiled scans; False: per-step host loop
@@ -79,6 +104,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
             problems.append(f"train.{name} must be >= 1, got {t[name]!r}")
     if not t.learning_rate > 0:
         problems.append(f"train.learning_rate must be > 0, got {t.learning_rate!r}")
+    if t.max_train_minutes < 0:
+        problems.append(f"train.max_train_minutes must be >= 0 (0: no limit), got {t.max_train_minutes!r}")
     if t.min_delta < 0:
         problems.append(f"train.min_delta must be >= 0, got {t.min_delta!r}")
     if t.steps_per_call < 0:
@@ -100,6 +127,36 @@ def validate(config: ml_collections.ConfigDict) -> None:
                         "images left after the validation split")
     if t.batch_size > train_images:
         problems.append(f"train.batch_size {t.batch_size} exceeds the {train_images} training images")
+    if m.architecture not in ARCHITECTURES:
+        problems.append(f"model.architecture must be one of {ARCHITECTURES}, got {m.architecture!r}")
+    if m.upsample not in UPSAMPLING:
+        problems.append(f"model.upsample must be one of {UPSAMPLING}, got {m.upsample!r}")
+    if not 1 <= len(m.conv_channels) <= 2 or any(not isinstance(c, int) or c < 1 for c in m.conv_channels):
+        problems.append(f"model.conv_channels must be 1 or 2 positive integers (28 = 7 * 2 * 2), got "
+                        f"{tuple(m.conv_channels)}")
+    lk, pr, ob = config.likelihood, config.prior, config.objective
+    if lk.name not in LIKELIHOODS:
+        problems.append(f"likelihood.name must be one of {LIKELIHOODS}, got {lk.name!r}")
+    if lk.mixtures < 1:
+        problems.append(f"likelihood.mixtures must be >= 1, got {lk.mixtures!r}")
+    if lk.variance not in GAUSSIAN_VARIANCES:
+        problems.append(f"likelihood.variance must be one of {GAUSSIAN_VARIANCES}, got {lk.variance!r}")
+    if pr.name not in PRIORS:
+        problems.append(f"prior.name must be one of {PRIORS}, got {pr.name!r}")
+    if pr.components < 1:
+        problems.append(f"prior.components must be >= 1, got {pr.components!r}")
+    if pr.name == "vamp" and m.conditional:
+        problems.append("prior.name 'vamp' cannot be combined with model.conditional (pseudo-inputs have no label)")
+    if ob.beta < 0 or ob.free_bits < 0 or ob.warmup_epochs < 0:
+        problems.append(f"objective.beta, free_bits and warmup_epochs must be >= 0, got {ob.beta!r}, "
+                        f"{ob.free_bits!r}, {ob.warmup_epochs!r}")
+    if ob.iwae_samples < 1:
+        problems.append(f"objective.iwae_samples must be >= 1, got {ob.iwae_samples!r}")
+    if ob.iwae_samples > 1 and (ob.beta != 1 or ob.free_bits or ob.warmup_epochs):
+        problems.append("objective.iwae_samples > 1 trains on the IWAE bound, which has no KL weight: leave "
+                        "beta = 1, free_bits = 0 and warmup_epochs = 0")
+    if ob.free_bits and pr.name != "standard_normal":
+        problems.append("objective.free_bits needs the per-latent KL of the standard_normal prior")
     if config.checkpoint.keep < 1:
         problems.append(f"checkpoint.keep must be >= 1, got {config.checkpoint.keep!r}")
     for name in ("num_samples", "num_reconstructions"):
@@ -115,3 +172,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
                         "with parallel.coordinator_address")
     if problems:
         raise ValueError("Invalid config:\n  " + "\n  ".join(problems))
+
+
+def steps_per_epoch(config: ml_collections.ConfigDict) -> int:
+    """Train steps in one epoch: the training images (after the validation split) // batch size."""
+    train_images = config.data.train_subset or NUM_TRAIN - config.data.val_size
+    return train_images // config.train.batch_size
+
+
+def objective(config: ml_collections.ConfigDict) -> Objective:
+    """The training objective a config describes (warm-up converted from epochs to steps)."""
+    o = config.objective
+    return Objective(beta=float(o.beta), warmup_steps=int(o.warmup_epochs * steps_per_epoch(config)),
+                     free_bits=float(o.free_bits), iwae_samples=int(o.iwae_samples))

@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,7 @@ CLASS_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
+NUM_CLASSES = len(CLASS_NAMES)
 IMAGE_SHAPE = (28, 28, 1)
 NUM_TRAIN, NUM_TEST = 60_000, 10_000
 
@@ -289,6 +291,13 @@ def load(data_dir: str | os.PathLike | None = None, manual_dir: str | os.PathLik
         train_images, val_images, test_images = (
             a.reshape(len(a), -1) for a in (train_images, val_images, test_images))
     return Splits(train_images, train_labels, val_images, val_labels, test_images, test_labels)
+
+
+def binarize_fixed(images: np.ndarray, seed: int | Sequence[int]) -> np.ndarray:
+    """One fixed binarization of uint8 images: each pixel becomes 255 with probability
+    intensity / 255, else 0 (uint8, same shape). The same seed gives the same bits."""
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random(images.shape) < images / 255.0, 255, 0).astype(np.uint8)
 
 
 def to_unit_interval(images):

@@ -6,24 +6,33 @@ from __future__ import annotations
 import functools
 from typing import Callable
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fvae.losses import (bernoulli_reconstruction, kl_per_dimension, kl_standard_normal, log_normal_diag,
-                         log_standard_normal)
-from fvae.train import Metrics, TrainState, as_unit_interval
+from fvae.losses import iwae_bound, kl_per_dimension, log_importance_weights, log_normal_diag, log_standard_normal
+from fvae.train import Batch, Metrics, TrainState, as_unit_interval, unpack
 
 
-def _per_image_terms(state: TrainState, batch: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Reconstruction and KL per image (B,) with one posterior sample per image."""
-    x = as_unit_interval(batch)
-    logits, mean, logvar = state.apply_fn({"params": state.params}, x, key)
-    return bernoulli_reconstruction(logits, x), kl_standard_normal(mean, logvar)
+def _apply(state: TrainState, *args, **kwargs):
+    return state.apply_fn({"params": state.params}, *args, **kwargs)
 
 
-def _padded_batches(images: jax.Array, batch_size: int) -> tuple[jax.Array, jax.Array]:
+def _per_image_terms(state: TrainState, images: jax.Array, labels: jax.Array | None, key: jax.Array,
+                     num_samples: int = 1) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Per image (B,): -log-likelihood (averaged over the samples), KL, and the negative
+    bound: the ELBO with one sample, the IWAE bound with K > 1. No weighting: beta,
+    warm-up and free bits never enter evaluation."""
+    out = _apply(state, as_unit_interval(images), key, labels, num_samples)
+    reconstruction = -jnp.mean(out["log_likelihood"], axis=0)
+    if num_samples == 1:
+        return reconstruction, out["kl"], reconstruction + out["kl"]
+    return reconstruction, out["kl"], -iwae_bound(log_importance_weights(out["log_likelihood"], out))
+
+
+def _padded_batches(images: jax.Array | None, batch_size: int) -> tuple[jax.Array | None, jax.Array | None]:
     """Images padded to whole batches: (num_batches, B, ...) and a mask (num_batches, B) of real images."""
+    if images is None:
+        return None, None
     n = images.shape[0]
     batch_size = min(batch_size, n)
     num_batches = -(-n // batch_size)
@@ -34,67 +43,75 @@ def _padded_batches(images: jax.Array, batch_size: int) -> tuple[jax.Array, jax.
 
 
 @jax.jit
-def eval_step(state: TrainState, batch: jax.Array, key: jax.Array) -> Metrics:
-    """Batch means of {"loss", "reconstruction", "kl"} (no parameter update)."""
-    reconstruction, kl = _per_image_terms(state, batch, key)
-    return {"loss": jnp.mean(reconstruction + kl), "reconstruction": jnp.mean(reconstruction),
-            "kl": jnp.mean(kl)}
+def eval_step(state: TrainState, batch: Batch, key: jax.Array) -> Metrics:
+    """Batch means of the true {"loss" (negative ELBO), "reconstruction", "kl"} (no update)."""
+    images, labels = unpack(batch)
+    reconstruction, kl, loss = _per_image_terms(state, images, labels, key)
+    return {"loss": jnp.mean(loss), "reconstruction": jnp.mean(reconstruction), "kl": jnp.mean(kl)}
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size", "batch_sharding"))
+@functools.partial(jax.jit, static_argnames=("batch_size", "batch_sharding", "num_samples"))
 def evaluate_elbo(state: TrainState, images: jax.Array, key: jax.Array, batch_size: int = 1000,
-             batch_sharding: jax.sharding.Sharding | None = None) -> Metrics:
+                  batch_sharding: jax.sharding.Sharding | None = None, labels: jax.Array | None = None,
+                  num_samples: int = 1) -> Metrics:
     """Mean negative ELBO, reconstruction and KL (nats per image) over all `images`.
 
-    Runs as one compiled call: images are padded to whole batches and the padding is
-    masked out, so every image counts exactly once whatever the split size. Batch i uses
-    fold_in(key, i), so the estimate is deterministic for a given key. batch_size must be
-    a multiple of the device count when batch_sharding is given.
+    With num_samples=K > 1, "loss" is the negative IWAE bound with K samples instead
+    (what early stopping should watch when training on that bound). Runs as one compiled
+    call: images are padded to whole batches and the padding is masked out, so every
+    image counts exactly once whatever the split size. Batch i uses fold_in(key, i), so
+    the estimate is deterministic for a given key. batch_size must be a multiple of the
+    device count when batch_sharding is given. labels (N,): for conditional models.
     """
     n = images.shape[0]
     batches, mask = _padded_batches(images, batch_size)
+    label_batches = None if labels is None else _padded_batches(labels, batch_size)[0]
 
     def body(totals, inputs):
-        i, batch, valid = inputs
+        i, batch, batch_labels, valid = inputs
         if batch_sharding is not None:  # Data parallel: each device takes a slice of the batch.
-            batch, valid = (jax.lax.with_sharding_constraint(a, batch_sharding) for a in (batch, valid))
-        reconstruction, kl = _per_image_terms(state, batch, jax.random.fold_in(key, i))
-        sums = (jnp.sum(reconstruction * valid), jnp.sum(kl * valid))
-        return jax.tree.map(jnp.add, totals, sums), None
+            batch, batch_labels, valid = jax.lax.with_sharding_constraint((batch, batch_labels, valid),
+                                                                          batch_sharding)
+        terms = _per_image_terms(state, batch, batch_labels, jax.random.fold_in(key, i), num_samples)
+        return jax.tree.map(lambda total, t: total + jnp.sum(t * valid), totals, terms), None
 
     zero = jnp.zeros((), jnp.float32)
-    (reconstruction, kl), _ = jax.lax.scan(body, (zero, zero), (jnp.arange(len(batches)), batches, mask))
-    return {"loss": (reconstruction + kl) / n, "reconstruction": reconstruction / n, "kl": kl / n}
+    (reconstruction, kl, loss), _ = jax.lax.scan(body, (zero, zero, zero),
+                                                 (jnp.arange(len(batches)), batches, label_batches, mask))
+    return {"loss": loss / n, "reconstruction": reconstruction / n, "kl": kl / n}
 
 
 @jax.jit
-def reconstruct(state: TrainState, batch: jax.Array) -> jax.Array:
-    """Pixel means sigmoid(decoder(posterior mean)) for a batch, in the batch's shape."""
-    mean, _ = state.apply_fn({"params": state.params}, as_unit_interval(batch), method="encode")
-    return nn.sigmoid(state.apply_fn({"params": state.params}, mean, method="decode"))
+def reconstruct(state: TrainState, batch: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    """Pixel means E[x | z = posterior mean] for a batch: (B, 784) in [0, 1]."""
+    mean, _ = _apply(state, as_unit_interval(batch), labels, method="encode")
+    return decode(state, mean, labels)
 
 
 @jax.jit
-def decode(state: TrainState, z: jax.Array) -> jax.Array:
-    """Pixel means sigmoid(decoder(z)) for latents z (B, latents)."""
-    return nn.sigmoid(state.apply_fn({"params": state.params}, z, method="decode"))
+def decode(state: TrainState, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    """Pixel means E[x|z] for latents z (B, latents): (B, 784) in [0, 1]."""
+    return _apply(state, _apply(state, z, labels, method="decode"), method="pixel_means")
 
 
 @functools.partial(jax.jit, static_argnames=("num",))
-def generate(state: TrainState, key: jax.Array, num: int) -> jax.Array:
-    """Pixel means of `num` decoded samples from the N(0, I) prior."""
-    return state.apply_fn({"params": state.params}, key, num, method="generate")
+def generate(state: TrainState, key: jax.Array, num: int, labels: jax.Array | None = None) -> jax.Array:
+    """Pixel means of `num` decoded samples from the model's prior (of class `labels` if conditional)."""
+    return _apply(state, key, num, labels, method="generate")
 
 
 def importance_weighted_log_likelihood(key: jax.Array, mean: jax.Array, logvar: jax.Array,
                                        log_likelihood: Callable[[jax.Array], jax.Array],
-                                       num_samples: int, sample_chunk: int) -> jax.Array:
+                                       num_samples: int, sample_chunk: int,
+                                       log_prior: Callable[[jax.Array], jax.Array] = log_standard_normal
+                                       ) -> jax.Array:
     """IWAE estimate of log p(x) per image: (B,), log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x).
 
     mean, logvar: q(z|x), (B, D). log_likelihood(z): log p(x|z) for z of shape (C, B, D),
-    returning (C, B). Samples are drawn in chunks of `sample_chunk` (which must divide
-    num_samples) and folded into a running log-sum-exp, so memory is bounded by one chunk.
-    Every density is normalized. With K=1 this is the single-sample ELBO estimate.
+    returning (C, B); log_prior(z) likewise (default N(0, I)). Samples are drawn in
+    chunks of `sample_chunk` (which must divide num_samples) and folded into a running
+    log-sum-exp, so memory is bounded by one chunk. Every density is normalized. With
+    K=1 this is the single-sample ELBO estimate.
     """
     if num_samples % sample_chunk:
         raise ValueError(f"sample_chunk {sample_chunk} must divide num_samples {num_samples}")
@@ -102,7 +119,7 @@ def importance_weighted_log_likelihood(key: jax.Array, mean: jax.Array, logvar: 
     def body(running, i):
         eps = jax.random.normal(jax.random.fold_in(key, i), (sample_chunk, *mean.shape))
         z = mean + jnp.exp(0.5 * logvar) * eps  # (C, B, D)
-        log_w = log_likelihood(z) + log_standard_normal(z) - log_normal_diag(z, mean, logvar)
+        log_w = log_likelihood(z) + log_prior(z) - log_normal_diag(z, mean, logvar)
         return jnp.logaddexp(running, jax.nn.logsumexp(log_w, axis=0)), None
 
     start = jnp.full(mean.shape[:1], -jnp.inf)
@@ -110,52 +127,61 @@ def importance_weighted_log_likelihood(key: jax.Array, mean: jax.Array, logvar: 
     return total - jnp.log(num_samples)
 
 
-def _bernoulli_log_likelihood(state: TrainState, x: jax.Array) -> Callable[[jax.Array], jax.Array]:
-    """log p(x|z) of the VAE's Bernoulli decoder, for z of shape (C, B, D) -> (C, B)."""
+def model_log_likelihood(state: TrainState, x: jax.Array, labels: jax.Array | None = None
+                         ) -> Callable[[jax.Array], jax.Array]:
+    """log p(x|z) of the VAE's decoder and likelihood, for z of shape (C, B, D) -> (C, B)."""
     def log_likelihood(z):
         chunk, batch = z.shape[:2]
-        logits = state.apply_fn({"params": state.params}, z.reshape(chunk * batch, -1), method="decode")
+        tiled_labels = None if labels is None else jnp.tile(labels, chunk)
+        params = _apply(state, z.reshape(chunk * batch, -1), tiled_labels, method="decode")
         x_tiled = jnp.broadcast_to(x, (chunk, *x.shape)).reshape(chunk * batch, -1)
-        return -bernoulli_reconstruction(logits, x_tiled).reshape(chunk, batch)
+        return _apply(state, params, x_tiled, method="log_likelihood").reshape(chunk, batch)
     return log_likelihood
 
 
 @functools.partial(jax.jit, static_argnames=("num_samples", "batch_size", "sample_chunk"))
 def iwae_nll(state: TrainState, images: jax.Array, key: jax.Array, num_samples: int = 1000,
-             batch_size: int = 100, sample_chunk: int = 100) -> jax.Array:
+             batch_size: int = 100, sample_chunk: int = 100, labels: jax.Array | None = None) -> jax.Array:
     """Mean IWAE estimate of -log p(x) in nats per image over `images` (one compiled call).
 
-    Memory is bounded by batch_size * sample_chunk decoder outputs; images are padded to
-    whole batches and the padding masked out.
+    Uses the model's own likelihood and prior (N(0, I) or VampPrior). Memory is bounded by
+    batch_size * sample_chunk decoder outputs; images are padded to whole batches and the
+    padding masked out. labels (N,): for conditional models (then it is -log p(x | label)).
     """
     n = images.shape[0]
     batches, mask = _padded_batches(images, batch_size)
+    label_batches = None if labels is None else _padded_batches(labels, batch_size)[0]
 
     def body(total, inputs):
-        i, batch, valid = inputs
+        i, batch, batch_labels, valid = inputs
         x = as_unit_interval(batch).reshape(batch.shape[0], -1)
-        mean, logvar = state.apply_fn({"params": state.params}, x, method="encode")
-        log_px = importance_weighted_log_likelihood(jax.random.fold_in(key, i), mean, logvar,
-                                                    _bernoulli_log_likelihood(state, x), num_samples, sample_chunk)
+        mean, logvar = _apply(state, x, batch_labels, method="encode")
+        log_px = importance_weighted_log_likelihood(
+            jax.random.fold_in(key, i), mean, logvar, model_log_likelihood(state, x, batch_labels), num_samples,
+            sample_chunk, lambda z: _apply(state, z, method="log_prior"))
         return total + jnp.sum(jnp.where(valid, -log_px, 0.0)), None
 
-    total, _ = jax.lax.scan(body, jnp.zeros(()), (jnp.arange(len(batches)), batches, mask))
+    total, _ = jax.lax.scan(body, jnp.zeros(()), (jnp.arange(len(batches)), batches, label_batches, mask))
     return total / n
 
 
-def _map_images(fn: Callable, images: jax.Array, batch_size: int):
-    """fn over padded batches of images (lax.map, bounded memory); per-image outputs (N, ...)."""
-    batches, _ = _padded_batches(images, batch_size)
+def _map_images(fn: Callable, images, batch_size: int):
+    """fn over padded batches of images (a pytree of (N, ...) arrays or None; lax.map,
+    bounded memory); per-image outputs (N, ...)."""
+    n = jax.tree.leaves(images)[0].shape[0]
+    batches = jax.tree.map(lambda a: _padded_batches(a, batch_size)[0], images)
     outputs = jax.lax.map(fn, batches)
-    return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:])[:images.shape[0]], outputs)
+    return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:])[:n], outputs)
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size",))
-def encode_dataset(state: TrainState, images: jax.Array, batch_size: int = 1000) -> tuple[jax.Array, jax.Array]:
+def encode_dataset(state: TrainState, images: jax.Array, batch_size: int = 1000, labels: jax.Array | None = None
+                   ) -> tuple[jax.Array, jax.Array]:
     """Posterior means and log-variances of every image: each (N, latents)."""
-    return _map_images(
-        lambda batch: state.apply_fn({"params": state.params}, as_unit_interval(batch), method="encode"),
-        images, batch_size)
+    if labels is None:
+        return _map_images(lambda batch: _apply(state, as_unit_interval(batch), method="encode"), images, batch_size)
+    return _map_images(lambda batch: _apply(state, as_unit_interval(batch[0]), batch[1], method="encode"),
+                       (images, labels), batch_size)
 
 
 def active_units(posterior_means: jax.Array, threshold: float = 0.01) -> jax.Array:
@@ -167,14 +193,18 @@ def active_units(posterior_means: jax.Array, threshold: float = 0.01) -> jax.Arr
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size",))
-def latent_statistics(state: TrainState, images: jax.Array, batch_size: int = 1000) -> dict[str, jax.Array]:
-    """Per-dimension KL (D,), active units, and reconstruction MSE on [0, 1] pixels (per pixel)."""
+def latent_statistics(state: TrainState, images: jax.Array, batch_size: int = 1000, labels: jax.Array | None = None
+                      ) -> dict[str, jax.Array]:
+    """Per-dimension KL to N(0, 1) (D,), active units, and reconstruction MSE on [0, 1]
+    pixels (per pixel). With a VampPrior the per-dimension KL is still measured against
+    N(0, 1): it shows which latents carry information, not the model's KL term."""
     def per_image(batch):
-        x = as_unit_interval(batch).reshape(batch.shape[0], -1)
-        mean, logvar = state.apply_fn({"params": state.params}, x, method="encode")
-        recon = nn.sigmoid(state.apply_fn({"params": state.params}, mean, method="decode"))
+        images, batch_labels = batch
+        x = as_unit_interval(images).reshape(images.shape[0], -1)
+        mean, logvar = _apply(state, x, batch_labels, method="encode")
+        recon = decode(state, mean, batch_labels)
         return mean, kl_per_dimension(mean, logvar), jnp.mean(jnp.square(recon - x), axis=-1)
 
-    mean, kl, squared_error = _map_images(per_image, images, batch_size)
+    mean, kl, squared_error = _map_images(per_image, (images, labels), batch_size)
     return {"kl_per_dimension": jnp.mean(kl, axis=0), "active_units": active_units(mean),
             "reconstruction_mse": jnp.mean(squared_error)}

@@ -1,40 +1,12 @@
-"""The negative ELBO and its parts, in nats per image."""
+"""The negative ELBO, the IWAE bound and the training objectives, in nats per image."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
 import jax.numpy as jnp
-import optax
-
-
-def bernoulli_reconstruction(logits: jax.Array, x: jax.Array) -> jax.Array:
-    """Binary cross-entropy with logits against [0,1] intensities, summed over pixels: (B,).
-
-    For binary x this is -log Bernoulli(x | sigmoid(logits)); for grey pixels it is the
-    usual (unnormalized) reconstruction term of the Flax/PyTorch VAE examples.
-    """
-    bce = optax.sigmoid_binary_cross_entropy(logits, x)
-    return bce.reshape(bce.shape[0], -1).sum(axis=-1)
-
-
-def kl_standard_normal(mean: jax.Array, logvar: jax.Array) -> jax.Array:
-    """Analytic KL(N(mean, exp(logvar)) || N(0, I)) summed over latents: (B,)."""
-    return jnp.sum(kl_per_dimension(mean, logvar), axis=-1)
-
-
-def negative_elbo(logits: jax.Array, x: jax.Array, mean: jax.Array, logvar: jax.Array
-                  ) -> dict[str, jax.Array]:
-    """Batch means of the negative ELBO and its two parts: {"loss", "reconstruction", "kl"}."""
-    reconstruction = bernoulli_reconstruction(logits, x)
-    kl = kl_standard_normal(mean, logvar)
-    return {
-        "loss": jnp.mean(reconstruction + kl),
-        "reconstruction": jnp.mean(reconstruction),
-        "kl": jnp.mean(kl),
-    }
-
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -52,3 +24,65 @@ def log_standard_normal(z: jax.Array) -> jax.Array:
 def kl_per_dimension(mean: jax.Array, logvar: jax.Array) -> jax.Array:
     """KL(q || N(0, 1)) of each latent dimension: (B, D); sums to kl_standard_normal."""
     return 0.5 * (jnp.exp(logvar) + jnp.square(mean) - 1.0 - logvar)
+
+
+def kl_standard_normal(mean: jax.Array, logvar: jax.Array) -> jax.Array:
+    """Analytic KL(N(mean, exp(logvar)) || N(0, I)) summed over latents: (B,)."""
+    return jnp.sum(kl_per_dimension(mean, logvar), axis=-1)
+
+
+def kl_divergence(out: dict[str, jax.Array], analytic: bool) -> jax.Array:
+    """KL(q(z|x) || p(z)) per image (B,): analytic for the N(0, I) prior, otherwise the
+    Monte Carlo estimate mean_k [log q(z_k|x) - log p(z_k)] over the samples in `out`."""
+    if analytic:
+        return kl_standard_normal(out["mean"], out["logvar"])
+    log_q = log_normal_diag(out["z"], out["mean"], out["logvar"])  # (K, B)
+    return jnp.mean(log_q - out["log_prior"], axis=0)
+
+
+def log_importance_weights(log_likelihood: jax.Array, out: dict[str, jax.Array]) -> jax.Array:
+    """log p(x|z_k) + log p(z_k) - log q(z_k|x): (K, B), given log p(x|z_k) (K, B)."""
+    return log_likelihood + out["log_prior"] - log_normal_diag(out["z"], out["mean"], out["logvar"])
+
+
+def iwae_bound(log_weights: jax.Array) -> jax.Array:
+    """log (1/K) sum_k w_k per image (B,): a lower bound on log p(x) that tightens with K."""
+    return jax.nn.logsumexp(log_weights, axis=0) - math.log(log_weights.shape[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """What the optimizer minimizes (frozen: a static field of the train state).
+
+    beta: weight of the KL term (beta-VAE); warmup_steps: beta rises linearly from 0 over
+    that many steps (KL warm-up); free_bits: each latent's KL counts as at least this
+    many nats (Kingma et al., 2016); iwae_samples: K > 1 trains on the IWAE bound with K
+    samples instead of the ELBO. The defaults are the plain negative ELBO.
+    """
+
+    beta: float = 1.0
+    warmup_steps: int = 0
+    free_bits: float = 0.0
+    iwae_samples: int = 1
+
+    def kl_weight(self, step: jax.Array) -> jax.Array:
+        if not self.warmup_steps:
+            return jnp.asarray(self.beta, jnp.float32)
+        return self.beta * jnp.minimum(1.0, step.astype(jnp.float32) / self.warmup_steps)
+
+    def loss(self, out: dict[str, jax.Array], step: jax.Array) -> dict[str, jax.Array]:
+        """Batch means: "loss" (minimized), and the true "reconstruction" and "kl" terms.
+
+        out: the VAE's output with K = iwae_samples samples per image (fvae.models.VAE).
+        """
+        reconstruction = -jnp.mean(out["log_likelihood"], axis=0)  # (B,)
+        kl = out["kl"]
+        if self.iwae_samples > 1:
+            loss = -jnp.mean(iwae_bound(log_importance_weights(out["log_likelihood"], out)))
+        else:
+            kl_term = jnp.mean(kl)
+            if self.free_bits > 0:  # Per latent, averaged over the batch, floored at free_bits.
+                per_dim = jnp.mean(kl_per_dimension(out["mean"], out["logvar"]), axis=0)
+                kl_term = jnp.sum(jnp.maximum(per_dim, self.free_bits))
+            loss = jnp.mean(reconstruction) + self.kl_weight(step) * kl_term
+        return {"loss": loss, "reconstruction": jnp.mean(reconstruction), "kl": jnp.mean(kl)}

@@ -1,7 +1,12 @@
-"""Pure functional Flax linen encoder, decoder and the VAE that composes them.
+"""Pure functional Flax linen encoders, decoders and the VAE that composes them.
 
 Every module is usable alone with `.init` / `.apply`. Randomness is explicit: the VAE
 takes a PRNG key argument for the reparameterization trick; no module holds RNG state.
+
+Images enter flattened, (B, 784) in [0, 1]; the conv modules reshape to (B, 28, 28, 1)
+themselves. Decoders return per-pixel likelihood parameters (B, 784, P), P set by the
+likelihood (fvae.likelihoods). Conditional models take labels (B,) int and see them
+one-hot: the encoder next to the image features, the decoder next to z.
 """
 
 from __future__ import annotations
@@ -12,6 +17,16 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from fvae.data import IMAGE_SHAPE, NUM_CLASSES
+from fvae.likelihoods import Bernoulli, Gaussian, Likelihood, binarize, build_likelihood
+from fvae.losses import LOG_2PI, kl_divergence, log_normal_diag, log_standard_normal
+
+NUM_PIXELS = math.prod(IMAGE_SHAPE)
+
+
+def _with_condition(h: jax.Array, condition: jax.Array | None) -> jax.Array:
+    return h if condition is None else jnp.concatenate([h, condition.astype(h.dtype)], axis=-1)
 
 
 class Encoder(nn.Module):
@@ -25,8 +40,8 @@ class Encoder(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        h = x.reshape(x.shape[0], -1)  # (B, 784)
+    def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        h = _with_condition(x.reshape(x.shape[0], -1), condition)  # (B, 784 [+ classes])
         for i, width in enumerate(self.hidden):
             h = nn.relu(nn.Dense(width, dtype=self.dtype, name=f"hidden_{i}")(h))
         mean = nn.Dense(self.latents, dtype=self.dtype, name="mean")(h)
@@ -35,57 +50,233 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """MLP p(x|z): latents (B, latents) -> pixel logits (B, *output_shape), float32."""
+    """MLP p(x|z): latents (B, latents) -> pixel parameters (B, *output_shape, P), float32."""
 
     hidden: Sequence[int] = (500,)
-    output_shape: Sequence[int] = (784,)
+    output_shape: Sequence[int] = (NUM_PIXELS,)
+    params_per_pixel: int = 1
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, z: jax.Array) -> jax.Array:
-        h = z
+    def __call__(self, z: jax.Array, condition: jax.Array | None = None) -> jax.Array:
+        h = _with_condition(z, condition)
         for i, width in enumerate(self.hidden):
             h = nn.relu(nn.Dense(width, dtype=self.dtype, name=f"hidden_{i}")(h))
-        logits = nn.Dense(math.prod(self.output_shape), dtype=self.dtype, name="logits")(h)
-        return logits.astype(jnp.float32).reshape(z.shape[0], *self.output_shape)
+        out = nn.Dense(math.prod(self.output_shape) * self.params_per_pixel, dtype=self.dtype, name="logits")(h)
+        return out.astype(jnp.float32).reshape(z.shape[0], *self.output_shape, self.params_per_pixel)
 
 
-def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
-    """z = mean + sigma * eps with eps ~ N(0, I): differentiable in mean and logvar."""
-    eps = jax.random.normal(key, mean.shape, mean.dtype)
+class ConvEncoder(nn.Module):
+    """Conv q(z|x): stride-2 3x3 convs (28 -> 14 -> 7 ...), then dense layers -> (mean, logvar)."""
+
+    channels: Sequence[int] = (32, 64)
+    hidden: Sequence[int] = (16,)
+    latents: int = 2
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        h = x.reshape(x.shape[0], *IMAGE_SHAPE)  # (B, 28, 28, 1)
+        for i, width in enumerate(self.channels):
+            h = nn.relu(nn.Conv(width, (3, 3), strides=2, padding="SAME", dtype=self.dtype, name=f"conv_{i}")(h))
+        h = _with_condition(h.reshape(h.shape[0], -1), condition)  # (B, 7 * 7 * C [+ classes])
+        for i, width in enumerate(self.hidden):
+            h = nn.relu(nn.Dense(width, dtype=self.dtype, name=f"hidden_{i}")(h))
+        mean = nn.Dense(self.latents, dtype=self.dtype, name="mean")(h)
+        logvar = nn.Dense(self.latents, dtype=self.dtype, name="logvar")(h)
+        return mean.astype(jnp.float32), logvar.astype(jnp.float32)
+
+
+def pixel_shuffle(h: jax.Array, factor: int) -> jax.Array:
+    """Sub-pixel upsampling (depth to space): (B, H, W, C * f^2) -> (B, H * f, W * f, C)."""
+    b, height, width, channels = h.shape
+    c = channels // (factor * factor)
+    h = h.reshape(b, height, width, factor, factor, c)
+    return h.transpose(0, 1, 3, 2, 4, 5).reshape(b, height * factor, width * factor, c)
+
+
+UPSAMPLING = ("pixel_shuffle", "transpose")
+
+
+class ConvDecoder(nn.Module):
+    """Conv p(x|z): dense layers -> (7, 7, channels[0]), stride-2 upsampling blocks to 28x28,
+    a final 3x3 conv to P channels -> pixel parameters (B, 784, P).
+
+    upsample: "transpose" (3x3 stride-2 transposed convs, as in Chollet's Keras VAE) or
+    "pixel_shuffle" (a 3x3 conv to 4x the channels, then depth-to-space): the same
+    resolution and receptive field, and on CPU a much cheaper gradient (benchmarks/).
+    """
+
+    channels: Sequence[int] = (64, 32)
+    hidden: Sequence[int] = ()
+    params_per_pixel: int = 1
+    upsample: str = "pixel_shuffle"
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, z: jax.Array, condition: jax.Array | None = None) -> jax.Array:
+        h = _with_condition(z, condition)
+        for i, width in enumerate(self.hidden):
+            h = nn.relu(nn.Dense(width, dtype=self.dtype, name=f"hidden_{i}")(h))
+        side = IMAGE_SHAPE[0] // 2 ** len(self.channels)  # 7 for two upsampling blocks
+        h = nn.relu(nn.Dense(side * side * self.channels[0], dtype=self.dtype, name="project")(h))
+        h = h.reshape(z.shape[0], side, side, self.channels[0])
+        for i, width in enumerate(self.channels):
+            if self.upsample == "transpose":
+                h = nn.ConvTranspose(width, (3, 3), strides=(2, 2), padding="SAME", dtype=self.dtype,
+                                     name=f"upsample_{i}")(h)
+            else:
+                h = pixel_shuffle(nn.Conv(4 * width, (3, 3), padding="SAME", dtype=self.dtype,
+                                          name=f"upsample_{i}")(h), 2)
+            h = nn.relu(h)
+        out = nn.Conv(self.params_per_pixel, (3, 3), padding="SAME", dtype=self.dtype, name="logits")(h)
+        return out.astype(jnp.float32).reshape(z.shape[0], NUM_PIXELS, self.params_per_pixel)
+
+
+def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array, num_samples: int | None = None
+                   ) -> jax.Array:
+    """z = mean + sigma * eps with eps ~ N(0, I): differentiable in mean and logvar.
+
+    With num_samples=K, K independent samples: (K, *mean.shape).
+    """
+    shape = mean.shape if num_samples is None else (num_samples, *mean.shape)
+    eps = jax.random.normal(key, shape, mean.dtype)
     return mean + jnp.exp(0.5 * logvar) * eps
 
 
 class VAE(nn.Module):
-    """Composes an encoder and a decoder. Call with (x, key) -> (logits, mean, logvar)."""
+    """Encoder + decoder + likelihood + prior (+ label conditioning).
+
+    prior_components: 0 for the N(0, I) prior; K > 0 for the VampPrior, the mixture
+    (1/K) sum_k q(z | u_k) of the encoder's posteriors at K learned pseudo-inputs u_k.
+    num_classes: > 0 makes encoder and decoder conditional on a label (B,) int.
+    """
 
     encoder: nn.Module
     decoder: nn.Module
+    likelihood: Likelihood = Bernoulli()
+    prior_components: int = 0
+    num_classes: int = 0
 
-    def __call__(self, x: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        mean, logvar = self.encoder(x)
-        z = reparameterize(key, mean, logvar)
-        return self.decoder(z), mean, logvar
+    def setup(self):
+        if self.prior_components:  # Unconstrained; sigmoid maps them into [0, 1] like images.
+            self.pseudo_inputs = self.param("pseudo_inputs", nn.initializers.normal(1.0),
+                                            (self.prior_components, NUM_PIXELS))
+        if self._global_scale:
+            self.global_log_scale = self.param("global_log_scale", nn.initializers.zeros, ())
 
-    def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        return self.encoder(x)
+    @property
+    def _global_scale(self) -> bool:
+        return isinstance(self.likelihood, Gaussian) and self.likelihood.variance == "global"
 
-    def decode(self, z: jax.Array) -> jax.Array:
-        return self.decoder(z)
+    @property
+    def latents(self) -> int:
+        return self.encoder.latents
 
-    def generate(self, key: jax.Array, num: int) -> jax.Array:
-        """Pixel means (sigmoid of logits) of `num` samples from the N(0, I) prior."""
-        z = jax.random.normal(key, (num, self.encoder.latents))
-        return nn.sigmoid(self.decoder(z))
+    def _condition(self, labels: jax.Array | None) -> jax.Array | None:
+        if not self.num_classes:
+            return None
+        if labels is None:
+            raise ValueError(f"this VAE is conditional on {self.num_classes} classes: pass labels")
+        return jax.nn.one_hot(labels, self.num_classes)
+
+    def __call__(self, x: jax.Array, key: jax.Array, labels: jax.Array | None = None, num_samples: int = 1,
+                 training: bool = False) -> dict[str, jax.Array]:
+        """K posterior samples per image and everything an ELBO or IWAE bound needs:
+        "log_likelihood" log p(x|z_k) (K, B), "kl" KL(q(z|x) || p(z)) (B,) (analytic for
+        N(0, I), else Monte Carlo over the K samples), "z" (K, B, D), "log_prior" (K, B),
+        "mean"/"logvar" (B, D), "params" (K, B, 784, P).
+
+        x: (B, 784) in [0, 1]. training=True binarizes x afresh from fold_in(key, 1)
+        when the likelihood asks for dynamic binarization.
+        """
+        x = x.reshape(x.shape[0], -1)
+        if training and getattr(self.likelihood, "binarize", False):
+            x = binarize(jax.random.fold_in(key, 1), x)
+        mean, logvar = self.encode(x, labels)
+        z = reparameterize(key, mean, logvar, num_samples)  # (K, B, D)
+        k, b = z.shape[:2]
+        tiled_labels = None if labels is None else jnp.tile(labels, k)
+        params = self.decode(z.reshape(k * b, -1), tiled_labels)  # (K * B, 784, P)
+        log_likelihood = self.likelihood.log_prob(params, jnp.tile(x, (k, 1))).reshape(k, b)
+        out = {"log_likelihood": log_likelihood, "z": z, "log_prior": self.log_prior(z), "mean": mean,
+               "logvar": logvar, "params": params.reshape(k, b, *params.shape[1:])}
+        out["kl"] = kl_divergence(out, analytic=not self.prior_components)
+        return out
+
+    def encode(self, x: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        return self.encoder(x, self._condition(labels))
+
+    def decode(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+        """Pixel parameters (B, 784, P) of p(x|z)."""
+        params = self.decoder(z, self._condition(labels))
+        if self._global_scale:
+            params = jnp.concatenate([params, jnp.broadcast_to(self.global_log_scale, params.shape)], axis=-1)
+        return params
+
+    def log_likelihood(self, params: jax.Array, x: jax.Array) -> jax.Array:
+        """log p(x|z) summed over pixels: params (B, 784, P), x (B, 784) in [0, 1] -> (B,)."""
+        return self.likelihood.log_prob(params, x.reshape(x.shape[0], -1))
+
+    def pixel_means(self, params: jax.Array) -> jax.Array:
+        """E[x|z] per pixel (B, 784) in [0, 1], for pictures."""
+        return self.likelihood.mean(params)
+
+    def _pseudo_posteriors(self) -> tuple[jax.Array, jax.Array]:
+        return self.encoder(nn.sigmoid(self.pseudo_inputs))
+
+    def log_prior(self, z: jax.Array) -> jax.Array:
+        """log p(z) summed over latents: z (..., D) -> (...)."""
+        if not self.prior_components:
+            return log_standard_normal(z)
+        means, logvars = self._pseudo_posteriors()  # (K, D) each
+        return log_mixture_of_diagonal_normals(z, means, logvars)
+
+    def sample_prior(self, key: jax.Array, num: int) -> jax.Array:
+        """`num` latents from the prior: (num, D)."""
+        if not self.prior_components:
+            return jax.random.normal(key, (num, self.latents))
+        means, logvars = self._pseudo_posteriors()
+        pick_key, noise_key = jax.random.split(key)
+        component = jax.random.randint(pick_key, (num,), 0, self.prior_components)
+        return reparameterize(noise_key, means[component], logvars[component])
+
+    def generate(self, key: jax.Array, num: int, labels: jax.Array | None = None) -> jax.Array:
+        """Pixel means (B, 784) of `num` samples from the prior (given labels if conditional)."""
+        return self.pixel_means(self.decode(self.sample_prior(key, num), labels))
+
+
+def log_mixture_of_diagonal_normals(z: jax.Array, means: jax.Array, logvars: jax.Array) -> jax.Array:
+    """log (1/K) sum_k N(z; means_k, diag(exp(logvars_k))): z (..., D), means/logvars (K, D) -> (...).
+
+    The squared distances are expanded into matrix products, (z^2) P^T - 2 z (M P)^T +
+    sum(M^2 P) with P = exp(-logvars): on CPU this is several times faster than
+    materializing the (..., K, D) differences.
+    """
+    precision = jnp.exp(-logvars)  # (K, D)
+    squared = (jnp.square(z) @ precision.T - 2.0 * z @ (means * precision).T
+               + jnp.sum(jnp.square(means) * precision, axis=-1))  # (..., K)
+    per_component = -0.5 * (squared + jnp.sum(logvars, axis=-1) + means.shape[-1] * LOG_2PI)
+    return jax.nn.logsumexp(per_component, axis=-1) - math.log(means.shape[0])
 
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+ARCHITECTURES = ("mlp", "conv")
 
 
-def build_model(model_config) -> VAE:
-    """VAE from a config with fields: encoder_hidden, decoder_hidden, latents, compute_dtype."""
-    dtype = COMPUTE_DTYPES[model_config.compute_dtype]
-    return VAE(
-        encoder=Encoder(hidden=tuple(model_config.encoder_hidden), latents=model_config.latents, dtype=dtype),
-        decoder=Decoder(hidden=tuple(model_config.decoder_hidden), output_shape=(784,), dtype=dtype),
-    )
+def build_model(config) -> VAE:
+    """The VAE a full config describes (sections model, likelihood, prior)."""
+    m = config.model
+    dtype = COMPUTE_DTYPES[m.compute_dtype]
+    likelihood = build_likelihood(config.likelihood)
+    per_pixel = likelihood.params_per_pixel - (1 if isinstance(likelihood, Gaussian) and
+                                                 likelihood.variance == "global" else 0)
+    if m.architecture == "conv":
+        encoder = ConvEncoder(tuple(m.conv_channels), tuple(m.encoder_hidden), m.latents, dtype)
+        decoder = ConvDecoder(tuple(reversed(m.conv_channels)), tuple(m.decoder_hidden), per_pixel, m.upsample,
+                              dtype)
+    else:
+        encoder = Encoder(tuple(m.encoder_hidden), m.latents, dtype)
+        decoder = Decoder(tuple(m.decoder_hidden), (NUM_PIXELS,), per_pixel, dtype)
+    return VAE(encoder, decoder, likelihood, config.prior.components if config.prior.name == "vamp" else 0,
+               NUM_CLASSES if m.conditional else 0)

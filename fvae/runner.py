@@ -24,7 +24,7 @@ from jax.sharding import Mesh, NamedSharding
 from fvae import data, parallel, plots, runs
 from fvae.checkpoint import Checkpoints
 from fvae.evaluate import evaluate_elbo, generate, reconstruct
-from fvae.config import validate
+from fvae.config import objective, validate
 from fvae.models import build_model
 from fvae.train import EarlyStopping, TrainState, create_train_state, train_epoch, train_epoch_stepwise
 
@@ -40,15 +40,36 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
 
 
 def load_splits(config: ml_collections.ConfigDict) -> data.Splits:
-    """The train/val/test arrays a config asks for (prepared through tfds once)."""
-    return data.load(config.data.data_dir or None, config.data.manual_dir or None, val_size=config.data.val_size,
-                     seed=config.seed, flatten=True, train_subset=config.data.train_subset)
+    """The train/val/test arrays a config asks for (prepared through tfds once).
+
+    For the binarized Bernoulli likelihood, validation and test images are binarized
+    once, by likelihood.eval_binarization_seed (the standard setting for comparing
+    -log p(x) with published numbers); training images stay grey and are binarized
+    afresh in every train step.
+    """
+    splits = data.load(config.data.data_dir or None, config.data.manual_dir or None, val_size=config.data.val_size,
+                       seed=config.seed, flatten=True, train_subset=config.data.train_subset)
+    if config.likelihood.name == "binarized_bernoulli":
+        seed = config.likelihood.eval_binarization_seed
+        splits = dataclasses.replace(splits, val_images=data.binarize_fixed(splits.val_images, [seed, 1]),
+                                     test_images=data.binarize_fixed(splits.test_images, [seed, 2]))
+    return splits
 
 
 def initial_state(config: ml_collections.ConfigDict) -> TrainState:
     """The run's freshly initialized TrainState (also the template that checkpoints restore into)."""
-    return create_train_state(build_model(config.model), run_keys(config.seed)["init"],
-                              np.zeros((1, 784), np.uint8), config.train.learning_rate)
+    return create_train_state(build_model(config), run_keys(config.seed)["init"],
+                              np.zeros((1, 784), np.uint8), config.train.learning_rate, objective(config))
+
+
+def conditioning_labels(config: ml_collections.ConfigDict, labels: np.ndarray) -> np.ndarray | None:
+    """The labels to pass along with images: only conditional models read them."""
+    return labels if config.model.conditional else None
+
+
+def sample_labels(config: ml_collections.ConfigDict, num: int) -> np.ndarray | None:
+    """Labels for a picture of prior samples: every class in turn (conditional models), else None."""
+    return np.arange(num, dtype=np.int32) % data.NUM_CLASSES if config.model.conditional else None
 
 
 class Interrupted(RuntimeError):
@@ -118,7 +139,8 @@ def to_host(tree) -> dict:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, resume: bool = False,
                        log: Callable[[str], None] = print, progress: bool = True) -> dict:
-    """Trains to early stopping (or max_epochs), restores the best epoch, reports on test.
+    """Trains to early stopping (or max_epochs, or train.max_train_minutes), restores the
+    best epoch, reports on test.
 
     Writes into `workdir`: config.json, metrics.jsonl, checkpoints/, test_metrics.json,
     reconstructions.png, samples.png. Returns the final summary (also test_metrics.json).
@@ -168,6 +190,9 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, resume: bool, log, 
     state = where.put(initial_state(config))
     train_images = where.put(splits.train_images) if t.on_device else splits.train_images
     val_images, test_images = where.put(splits.val_images), where.put(splits.test_images)
+    train_labels = conditioning_labels(config, splits.train_labels)
+    train_labels = where.put(train_labels) if t.on_device else train_labels
+    val_labels = where.put(conditioning_labels(config, splits.val_labels))
 
     checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep)
     stopper, history, start_epoch = EarlyStopping(t.patience, t.min_delta), [], 1
@@ -185,8 +210,12 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, resume: bool, log, 
         for epoch in range(start_epoch, t.max_epochs + 1):
             if stopper.should_stop:
                 break
-            state, record, nonfinite_step = _run_epoch(state, train_images, val_images, keys, epoch, config,
-                                                       where, progress)
+            if t.max_train_minutes and sum(r["seconds"] for r in history) >= 60 * t.max_train_minutes:
+                log(f"Stopping after epoch {epoch - 1}: the training budget of {t.max_train_minutes} minutes is spent.")
+                break
+            state, record, nonfinite_step = _run_epoch(state, (train_images, train_labels),
+                                                       (val_images, val_labels), keys, epoch, config, where,
+                                                       progress)
             _finite_or_raise(epoch, record, nonfinite_step, workdir)
             improved = stopper.update(epoch, record["val_loss"])
             record.update(epoch=epoch, images_per_second=steps_per_epoch * t.batch_size / record["seconds"])
@@ -226,23 +255,31 @@ def _tensorboard(workdir: Path):
     return tensorboard.SummaryWriter(str(workdir / "tensorboard"))
 
 
-def _run_epoch(state: TrainState, train_images, val_images, keys, epoch: int,
-               config: ml_collections.ConfigDict, where: Placement, progress: bool) -> tuple[TrainState, dict, int]:
+def _run_epoch(state: TrainState, train, val, keys, epoch: int, config: ml_collections.ConfigDict,
+               where: Placement, progress: bool) -> tuple[TrainState, dict, int]:
     """Trains one epoch and evaluates on validation; returns the state, the epoch record and
-    the first non-finite step (-1 if none)."""
+    the first non-finite step (-1 if none). train, val: (images, labels or None).
+
+    The validation loss (what early stopping and the best checkpoint follow) is the true
+    negative ELBO, or the IWAE bound with the training K: never the weighted training loss.
+    """
     from tqdm.auto import tqdm
 
     t = config.train
+    (train_images, train_labels), (val_images, val_labels) = train, val
     start = time.perf_counter()
     steps = len(train_images) // t.batch_size
     with tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="step") as bar:
         if t.on_device:
             state, train_metrics = train_epoch(state, train_images, keys["train"], keys["shuffle"], epoch,
-                                               t.batch_size, t.steps_per_call, bar.update, where.batch_sharding)
+                                               t.batch_size, t.steps_per_call, bar.update, where.batch_sharding,
+                                               train_labels)
         else:
             state, train_metrics = train_epoch_stepwise(state, train_images, keys["train"], keys["shuffle"],
-                                                        epoch, t.batch_size, bar.update, where.batch_sharding)
-        val_metrics = evaluate_elbo(state, val_images, keys["eval"], t.eval_batch_size, where.batch_sharding)
+                                                        epoch, t.batch_size, bar.update, where.batch_sharding,
+                                                        train_labels)
+        val_metrics = evaluate_elbo(state, val_images, keys["eval"], t.eval_batch_size, where.batch_sharding,
+                                    val_labels, config.objective.iwae_samples)
         nonfinite_step = int(to_host(train_metrics.pop("nonfinite_step")))
         record = {f"train_{k}": v for k, v in to_host(train_metrics).items()}
         record.update({f"val_{k}": v for k, v in to_host(val_metrics).items()})
@@ -254,8 +291,12 @@ def _final_report(state: TrainState, splits: data.Splits, val_images, test_image
                   config: ml_collections.ConfigDict, workdir: Path, stopper: EarlyStopping,
                   history: list[dict], where: Placement) -> dict:
     """Test metrics of the best epoch (the only use of the test set) and the pictures."""
-    test = evaluate_elbo(state, test_images, keys["eval"], config.train.eval_batch_size, where.batch_sharding)
-    val = evaluate_elbo(state, val_images, keys["eval"], config.train.eval_batch_size, where.batch_sharding)
+    test_labels = where.put(conditioning_labels(config, splits.test_labels))
+    val_labels = where.put(conditioning_labels(config, splits.val_labels))
+    test = evaluate_elbo(state, test_images, keys["eval"], config.train.eval_batch_size, where.batch_sharding,
+                         test_labels)
+    val = evaluate_elbo(state, val_images, keys["eval"], config.train.eval_batch_size, where.batch_sharding,
+                        val_labels)
     summary = {"best_epoch": stopper.best_epoch, "epochs_trained": len(history),
                "train_seconds": sum(r["seconds"] for r in history)}
     summary.update({f"test_{k}": v for k, v in to_host(test).items()})
@@ -264,15 +305,22 @@ def _final_report(state: TrainState, splits: data.Splits, val_images, test_image
     n = config.output.num_reconstructions
     originals = splits.test_images[:n]
     # Every process computes (the arrays span all of them); process 0 writes.
-    reconstructions = reconstruct(state, where.put(originals)).addressable_data(0)
-    samples = generate(state, keys["sample"], config.output.num_samples).addressable_data(0)
+    reconstructions = reconstruct(state, where.put(originals),
+                                  where.put(conditioning_labels(config, splits.test_labels[:n]))).addressable_data(0)
+    samples = generate(state, keys["sample"], config.output.num_samples,
+                       where.put(sample_labels(config, config.output.num_samples))).addressable_data(0)
     if where.is_writer:
         runs.write_json(Path(workdir) / runs.TEST_METRICS_FILE, summary)
         plots.save_reconstructions(Path(workdir) / "reconstructions.png", originals.astype(np.float32) / 255.0,
                                    np.asarray(reconstructions),
                                    labels=[data.CLASS_NAMES[i] for i in splits.test_labels[:n]])
-        plots.save_image_grid(Path(workdir) / "samples.png", np.asarray(samples), "Samples from the prior N(0, I)")
+        plots.save_image_grid(Path(workdir) / "samples.png", np.asarray(samples), _samples_title(config))
     return summary
+
+
+def _samples_title(config: ml_collections.ConfigDict) -> str:
+    prior = "the VampPrior" if config.prior.name == "vamp" else "the prior N(0, I)"
+    return f"Samples from {prior}" + (", labels cycling through the 10 classes" if config.model.conditional else "")
 
 
 def load_run_state(workdir: str | Path, which: str = "best") -> tuple[ml_collections.ConfigDict, TrainState]:

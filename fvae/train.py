@@ -18,22 +18,37 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import struct
 from flax.training import train_state
 
-from fvae.losses import negative_elbo
+from fvae.losses import Objective
 
 Metrics = dict[str, jax.Array]
 
 
 class TrainState(train_state.TrainState):
-    """Flax TrainState: step, params, opt_state (the pytree), apply_fn and tx (static)."""
+    """Flax TrainState: step, params, opt_state (the pytree); apply_fn, tx and the
+    training objective are static."""
+
+    objective: Objective = struct.field(pytree_node=False, default=Objective())
 
 
 def create_train_state(model: nn.Module, key: jax.Array, example_batch: jax.Array,
-                       learning_rate: float) -> TrainState:
+                       learning_rate: float, objective: Objective = Objective()) -> TrainState:
     """Initializes parameters from `key` and an Adam optimizer."""
-    params = model.init(key, as_unit_interval(example_batch), jax.random.key(0))["params"]
-    return TrainState.create(apply_fn=model.apply, params=params, tx=optax.adam(learning_rate))
+    images = as_unit_interval(example_batch)
+    params = model.init(key, images, jax.random.key(0), jnp.zeros(images.shape[:1], jnp.int32))["params"]
+    return TrainState.create(apply_fn=model.apply, params=params, tx=optax.adam(learning_rate), objective=objective)
+
+
+Batch = jax.Array | dict[str, jax.Array]
+
+
+def unpack(batch: Batch) -> tuple[jax.Array, jax.Array | None]:
+    """A batch is images (B, ...) or {"image": (B, ...), "label": (B,)} -> (images, labels or None)."""
+    if isinstance(batch, dict):
+        return batch["image"], batch.get("label")
+    return batch, None
 
 
 def as_unit_interval(batch: jax.Array) -> jax.Array:
@@ -43,18 +58,21 @@ def as_unit_interval(batch: jax.Array) -> jax.Array:
     return batch
 
 
-def train_step_fn(state: TrainState, batch: jax.Array, key: jax.Array) -> tuple[TrainState, Metrics]:
-    """One Adam step on the negative ELBO of `batch` (uint8 or [0,1] floats).
+def train_step_fn(state: TrainState, batch: Batch, key: jax.Array) -> tuple[TrainState, Metrics]:
+    """One Adam step on the state's objective (the negative ELBO by default) for `batch`.
 
-    The reparameterization noise uses fold_in(key, state.step): pass the same run key
-    every step. Returns the new state and the batch's {"loss", "reconstruction", "kl"}.
+    batch: images (uint8 or [0,1] floats), or {"image", "label"} for conditional models.
+    All randomness (reparameterization noise, dynamic binarization) comes from
+    fold_in(key, state.step): pass the same run key every step. Returns the new state and
+    the batch's {"loss" (the objective), "reconstruction", "kl" (the true, unweighted terms)}.
     """
-    x = as_unit_interval(batch)
+    images, labels = unpack(batch)
+    x = as_unit_interval(images)
     step_key = jax.random.fold_in(key, state.step)
 
     def loss_fn(params):
-        logits, mean, logvar = state.apply_fn({"params": params}, x, step_key)
-        terms = negative_elbo(logits, x, mean, logvar)
+        out = state.apply_fn({"params": params}, x, step_key, labels, state.objective.iwae_samples, training=True)
+        terms = state.objective.loss(out, state.step)
         return terms["loss"], terms
 
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
@@ -79,10 +97,12 @@ def epoch_batches(shuffle_key: jax.Array, epoch: int | jax.Array, num_examples: 
 
 @functools.partial(jax.jit, donate_argnums=0, static_argnames=("batch_sharding",))
 def train_steps(state: TrainState, images: jax.Array, batch_indices: jax.Array, key: jax.Array,
-                batch_sharding: jax.sharding.Sharding | None = None) -> tuple[TrainState, Metrics]:
+                batch_sharding: jax.sharding.Sharding | None = None, labels: jax.Array | None = None
+                ) -> tuple[TrainState, Metrics]:
     """Runs len(batch_indices) train steps as one compiled call (lax.scan).
 
-    images: the device-resident training set (N, ...) uint8; batch_indices: (S, B).
+    images: the device-resident training set (N, ...) uint8; batch_indices: (S, B);
+    labels: (N,) int, given to conditional models.
     batch_sharding: for data parallelism, how each gathered batch is split over devices
     (see fvae.parallel); each device then gathers only its own slice.
     Returns the new state and the per-metric sums over the S steps, plus
@@ -90,7 +110,7 @@ def train_steps(state: TrainState, images: jax.Array, batch_indices: jax.Array, 
     (-1 if none), so a failure can be named exactly.
     """
     def body(state, indices):
-        batch = images[indices]
+        batch = images[indices] if labels is None else {"image": images[indices], "label": labels[indices]}
         if batch_sharding is not None:
             batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
         return train_step_fn(state, batch, key)
@@ -123,7 +143,8 @@ def _accumulate(totals: Metrics | None, new: Metrics) -> Metrics:
 def train_epoch(state: TrainState, images: jax.Array, key: jax.Array, shuffle_key: jax.Array,
                 epoch: int, batch_size: int, steps_per_call: int = 0,
                 on_progress: Callable[[int], None] | None = None,
-                batch_sharding: jax.sharding.Sharding | None = None) -> tuple[TrainState, Metrics]:
+                batch_sharding: jax.sharding.Sharding | None = None,
+                labels: jax.Array | None = None) -> tuple[TrainState, Metrics]:
     """One epoch on device in blocks of `steps_per_call` steps (0: the whole epoch in one call).
 
     `on_progress(steps_done_in_block)` is called after each block is dispatched (for a
@@ -137,7 +158,7 @@ def train_epoch(state: TrainState, images: jax.Array, key: jax.Array, shuffle_ke
     block = steps_per_call or steps
     totals = None
     for start in range(0, steps, block):
-        state, sums = train_steps(state, images, indices[start:start + block], key, batch_sharding)
+        state, sums = train_steps(state, images, indices[start:start + block], key, batch_sharding, labels)
         totals = _accumulate(totals, sums)
         if on_progress is not None:
             on_progress(min(block, steps - start))
@@ -147,8 +168,8 @@ def train_epoch(state: TrainState, images: jax.Array, key: jax.Array, shuffle_ke
 def train_epoch_stepwise(state: TrainState, images: np.ndarray, key: jax.Array,
                          shuffle_key: jax.Array, epoch: int, batch_size: int,
                          on_progress: Callable[[int], None] | None = None,
-                         batch_sharding: jax.sharding.Sharding | None = None
-                         ) -> tuple[TrainState, Metrics]:
+                         batch_sharding: jax.sharding.Sharding | None = None,
+                         labels: np.ndarray | None = None) -> tuple[TrainState, Metrics]:
     """The per-step host loop for data that stays on the host: same batches, same results.
 
     Each batch is gathered from host memory and fed to the jitted `train_step`. With
@@ -160,9 +181,9 @@ def train_epoch_stepwise(state: TrainState, images: np.ndarray, key: jax.Array,
     rows = _process_rows(batch_sharding, batch_size)
     totals = None
     for row in indices:
-        batch = images[row[rows]]
+        batch = images[row[rows]] if labels is None else {"image": images[row[rows]], "label": labels[row[rows]]}
         if batch_sharding is not None:
-            batch = jax.make_array_from_process_local_data(batch_sharding, batch)
+            batch = jax.tree.map(lambda a: jax.make_array_from_process_local_data(batch_sharding, a), batch)
         step = state.step + 1
         state, metrics = train_step(state, batch, key)
         metrics["nonfinite_step"] = jnp.where(jnp.isfinite(metrics["loss"]), -1, step)

@@ -3,7 +3,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.configs import default, mlp500
-from fvae.models import VAE, Decoder, Encoder, build_model, reparameterize
+from fvae.config import defaults
+from fvae.losses import log_normal_diag
+from fvae.models import (VAE, ConvDecoder, ConvEncoder, Decoder, Encoder, build_model, log_mixture_of_diagonal_normals,
+                         pixel_shuffle, reparameterize)
 
 
 def test_encoder_and_decoder_work_alone():
@@ -14,24 +17,24 @@ def test_encoder_and_decoder_work_alone():
     assert mean.shape == logvar.shape == (3, 5)
     decoder = Decoder(hidden=(32,), output_shape=(784,))
     dparams = decoder.init(jax.random.key(1), mean)
-    assert decoder.apply(dparams, mean).shape == (3, 784)
+    assert decoder.apply(dparams, mean).shape == (3, 784, 1)
     assert jax.tree.map(jnp.shape, params)["params"]["hidden_0"]["kernel"] == (784, 64)
 
 
 def test_vae_shapes_for_both_configs():
     for config in (default.get_config(), mlp500.get_config()):
-        model = build_model(config.model)
+        model = build_model(config)
         x = jnp.zeros((4, 784))
         variables = model.init(jax.random.key(0), x, jax.random.key(1))
-        logits, mean, logvar = model.apply(variables, x, jax.random.key(2))
-        assert logits.shape == (4, 784)
-        assert mean.shape == logvar.shape == (4, config.model.latents)
+        out = model.apply(variables, x, jax.random.key(2))
+        assert out["params"].shape == (1, 4, 784, 1) and out["log_likelihood"].shape == (1, 4)
+        assert out["mean"].shape == out["logvar"].shape == (4, config.model.latents)
         samples = model.apply(variables, jax.random.key(3), 6, method="generate")
         assert samples.shape == (6, 784) and float(samples.min()) >= 0 and float(samples.max()) <= 1
 
 
 def test_mlp500_is_the_reference_architecture():
-    model = build_model(mlp500.get_config().model)
+    model = build_model(mlp500.get_config())
     variables = model.init(jax.random.key(0), jnp.zeros((1, 784)), jax.random.key(1))
     shapes = jax.tree.map(jnp.shape, variables["params"])
     assert shapes["encoder"]["hidden_0"]["kernel"] == (784, 500)
@@ -62,5 +65,91 @@ def test_vae_composes_its_parts():
     mean, logvar = model.apply(variables, x, method="encode")
     z = reparameterize(jax.random.key(3), mean, logvar)
     expected = model.apply(variables, z, method="decode")
-    logits, _, _ = model.apply(variables, x, jax.random.key(3))
-    np.testing.assert_allclose(logits, expected, rtol=1e-6)
+    out = model.apply(variables, x, jax.random.key(3))
+    np.testing.assert_allclose(out["params"][0], expected, rtol=1e-6)
+    np.testing.assert_allclose(out["log_likelihood"][0], model.apply(variables, expected, x, method="log_likelihood"),
+                               rtol=1e-6)
+
+
+def test_conv_encoder_and_decoder_shapes_for_both_upsamplings():
+    x = jnp.ones((3, 784))
+    encoder = ConvEncoder(channels=(8, 16), hidden=(16,), latents=2)
+    params = encoder.init(jax.random.key(0), x)
+    mean, logvar = encoder.apply(params, x)
+    assert mean.shape == logvar.shape == (3, 2)
+    assert jax.tree.map(jnp.shape, params)["params"]["conv_1"]["kernel"] == (3, 3, 8, 16)
+    for upsample in ("pixel_shuffle", "transpose"):
+        decoder = ConvDecoder(channels=(16, 8), params_per_pixel=3, upsample=upsample)
+        out = decoder.apply(decoder.init(jax.random.key(1), mean), mean)
+        assert out.shape == (3, 784, 3)
+
+
+def test_pixel_shuffle_places_each_channel_group_in_its_sub_pixel():
+    h = jnp.arange(2 * 3 * 3 * 8).reshape(2, 3, 3, 8)  # factor 2, 2 output channels
+    out = np.asarray(pixel_shuffle(h, 2))
+    assert out.shape == (2, 6, 6, 2)
+    for b, i, j, di, dj, c in [(0, 0, 0, 0, 0, 0), (1, 2, 1, 1, 0, 1), (0, 1, 2, 1, 1, 0), (1, 0, 2, 0, 1, 1)]:
+        assert out[b, 2 * i + di, 2 * j + dj, c] == h[b, i, j, (di * 2 + dj) * 2 + c]
+
+
+def test_chollet_config_matches_the_keras_architecture():
+    from experiments.configs import conv_chollet
+
+    model = build_model(conv_chollet.get_config())
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 784)), jax.random.key(1))
+    shapes = jax.tree.map(jnp.shape, variables["params"])
+    assert shapes["encoder"]["conv_0"]["kernel"] == (3, 3, 1, 32)
+    assert shapes["encoder"]["conv_1"]["kernel"] == (3, 3, 32, 64)
+    assert shapes["encoder"]["hidden_0"]["kernel"] == (7 * 7 * 64, 16)
+    assert shapes["encoder"]["mean"]["kernel"] == (16, 2)
+    assert shapes["decoder"]["project"]["kernel"] == (2, 7 * 7 * 64)
+    assert shapes["decoder"]["upsample_0"]["kernel"] == (3, 3, 64, 64)
+    assert shapes["decoder"]["upsample_1"]["kernel"] == (3, 3, 64, 32)
+    assert shapes["decoder"]["logits"]["kernel"] == (3, 3, 32, 1)
+
+
+def test_conditional_decoder_output_depends_on_the_label():
+    config = defaults()
+    config.model.conditional, config.model.encoder_hidden, config.model.decoder_hidden = True, (32,), (32,)
+    model = build_model(config)
+    x, z = jnp.zeros((2, 784)), jnp.zeros((2, config.model.latents))
+    variables = model.init(jax.random.key(0), x, jax.random.key(1), jnp.zeros((2,), jnp.int32))
+    dress, bag = (model.apply(variables, z, jnp.array([label] * 2), method="decode") for label in (3, 8))
+    assert float(jnp.abs(dress - bag).max()) > 1e-3
+    codes = [model.apply(variables, x, jnp.array([label] * 2), method="encode")[0] for label in (3, 8)]
+    assert float(jnp.abs(codes[0] - codes[1]).max()) > 1e-4
+    try:
+        model.apply(variables, z, method="decode")
+    except ValueError as err:
+        assert "pass labels" in str(err)
+    else:
+        raise AssertionError("a conditional decoder without labels must fail")
+
+
+def test_mixture_log_density_matches_the_brute_force_sum():
+    rng = np.random.default_rng(0)
+    z, means = rng.normal(size=(7, 5)), rng.normal(size=(11, 5))
+    logvars = rng.normal(scale=0.5, size=(11, 5))
+    brute = np.log(np.mean(np.exp(np.stack([log_normal_diag(jnp.asarray(z), jnp.asarray(m), jnp.asarray(v))
+                                            for m, v in zip(means, logvars)])), axis=0))
+    got = log_mixture_of_diagonal_normals(*(jnp.asarray(a, jnp.float32) for a in (z, means, logvars)))
+    np.testing.assert_allclose(got, brute, rtol=1e-4)
+
+
+def test_vampprior_is_the_mixture_of_posteriors_at_the_pseudo_inputs():
+    config = defaults()
+    config.prior.name, config.prior.components = "vamp", 6
+    config.model.encoder_hidden, config.model.decoder_hidden, config.model.latents = (16,), (16,), 2
+    model = build_model(config)
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 784)), jax.random.key(1))
+    pseudo = jax.nn.sigmoid(variables["params"]["pseudo_inputs"])
+    means, logvars = model.apply(variables, pseudo, method="encode")
+    # Normalized: integrates to one over a grid covering the 2-D latent space.
+    grid = np.linspace(-8, 8, 401)
+    z = jnp.asarray(np.stack(np.meshgrid(grid, grid), -1).reshape(-1, 2), jnp.float32)
+    density = np.exp(np.asarray(model.apply(variables, z, method="log_prior"), np.float64))
+    np.testing.assert_allclose(density.sum() * (grid[1] - grid[0]) ** 2, 1.0, rtol=1e-3)
+    # Samples have the mixture's mean.
+    samples = model.apply(variables, jax.random.key(2), 100_000, method="sample_prior")
+    np.testing.assert_allclose(samples.mean(axis=0), means.mean(axis=0), atol=0.02)
+    assert logvars.shape == (6, 2)

@@ -1,0 +1,189 @@
+"""Decoder likelihoods p(x|z) over the 784 pixels, each a fully normalized log density.
+
+A likelihood reads the decoder's per-pixel parameters `params` (B, D, P) (P =
+`params_per_pixel`) and pixels `x` (B, D) in [0, 1], and returns log p(x|z) summed over
+pixels: (B,) in nats. Likelihoods are frozen dataclasses: hashable, so a Flax module
+and a jitted function can hold one as a static field.
+
+* Bernoulli: the seed's binary cross-entropy. On grey pixels it is NOT a normalized
+  density (grey values are not in its support {0, 1}); on binarized pixels it is.
+* Bernoulli(binarize=True): dynamically binarized training (each batch resampled as
+  Bernoulli(intensity)); evaluation data are binarized once by a fixed seed.
+* ContinuousBernoulli: the normalized density on [0, 1] (Loaiza-Ganem and Cunningham, 2019).
+* DiscretizedLogistic: a mixture of logistics discretized to the 256 pixel levels, the
+  probability mass of each level's bin (PixelCNN++), so -log p is in nats per image and
+  converts to bits per dimension.
+* Gaussian: N(x; mean, sigma^2) with learned sigma per pixel (or one global sigma, which
+  the VAE supplies as a learned parameter broadcast into the second channel).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+
+NUM_LEVELS = 256
+
+
+def _sum_pixels(values: jax.Array) -> jax.Array:
+    return values.reshape(values.shape[0], -1).sum(axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bernoulli:
+    """Independent Bernoulli pixels with probabilities sigmoid(logits); params (B, D, 1)."""
+
+    binarize: bool = False
+    params_per_pixel = 1
+    discrete = True  # Bits per dimension are defined when the data are binary.
+
+    @property
+    def name(self) -> str:
+        return "binarized_bernoulli" if self.binarize else "bernoulli"
+
+    def log_prob(self, params: jax.Array, x: jax.Array) -> jax.Array:
+        logits = params[..., 0]
+        # x log sigmoid(l) + (1 - x) log sigmoid(-l), stable for any logit.
+        return _sum_pixels(x * jax.nn.log_sigmoid(logits) + (1.0 - x) * jax.nn.log_sigmoid(-logits))
+
+    def mean(self, params: jax.Array) -> jax.Array:
+        return jax.nn.sigmoid(params[..., 0])
+
+
+def _continuous_bernoulli_log_normalizer(logits: jax.Array) -> jax.Array:
+    """log C(lambda) for lambda = sigmoid(logits), with C = 2 artanh(1 - 2 lambda) / (1 - 2 lambda).
+
+    In logits, C = logits / tanh(logits / 2): no division by (1 - 2 lambda), and near
+    logits = 0 (lambda = 1/2) the Taylor series 2 (1 + l^2/12 - l^4/720) replaces the 0/0.
+    """
+    near_half = jnp.abs(logits) < 1e-2
+    safe = jnp.where(near_half, 1.0, logits)  # Keeps the unused branch's gradient finite.
+    exact = jnp.log(jnp.abs(safe)) - jnp.log(jnp.abs(jnp.tanh(0.5 * safe)))
+    squared = jnp.square(logits)
+    taylor = math.log(2.0) + jnp.log1p(squared / 12.0 - jnp.square(squared) / 720.0)
+    return jnp.where(near_half, taylor, exact)
+
+
+@dataclasses.dataclass(frozen=True)
+class ContinuousBernoulli:
+    """The continuous Bernoulli density on [0, 1] with parameter sigmoid(logits); params (B, D, 1)."""
+
+    params_per_pixel = 1
+    discrete = False
+    name = "continuous_bernoulli"
+
+    def log_prob(self, params: jax.Array, x: jax.Array) -> jax.Array:
+        logits = params[..., 0]
+        unnormalized = x * jax.nn.log_sigmoid(logits) + (1.0 - x) * jax.nn.log_sigmoid(-logits)
+        return _sum_pixels(unnormalized + _continuous_bernoulli_log_normalizer(logits))
+
+    def mean(self, params: jax.Array) -> jax.Array:
+        """E[x] = lambda / (2 lambda - 1) + 1 / (2 artanh(1 - 2 lambda)) = 1/(1 - e^-l) - 1/l."""
+        logits = params[..., 0]
+        near_half = jnp.abs(logits) < 1e-2
+        safe = jnp.where(near_half, 1.0, logits)
+        exact = -1.0 / jnp.expm1(-safe) - 1.0 / safe
+        return jnp.where(near_half, 0.5 + logits / 12.0, exact)
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscretizedLogistic:
+    """A mixture of `mixtures` logistics over the 256 pixel levels; params (B, D, 3 * mixtures).
+
+    Channels: mixture logits, means (on the [-1, 1] scale of the levels), log scales.
+    Level k in 0..255 sits at k/127.5 - 1 and owns the bin of half-width 1/255 around
+    it; the lowest and highest levels own the tails, so the 256 masses sum to one.
+    """
+
+    mixtures: int = 1
+    discrete = True
+    name = "discretized_logistic"
+    min_log_scale = -7.0
+
+    @property
+    def params_per_pixel(self) -> int:
+        return 3 * self.mixtures
+
+    def _split(self, params: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        k = self.mixtures
+        log_weights = jax.nn.log_softmax(params[..., :k], axis=-1)
+        means = params[..., k:2 * k]
+        log_scales = jnp.maximum(params[..., 2 * k:3 * k], self.min_log_scale)
+        return log_weights, means, log_scales
+
+    def log_prob(self, params: jax.Array, x: jax.Array) -> jax.Array:
+        log_weights, means, log_scales = self._split(params)
+        level = jnp.round(x * (NUM_LEVELS - 1))[..., None]  # (B, D, 1) in 0..255
+        centered = level / 127.5 - 1.0 - means
+        inv_scale = jnp.exp(-log_scales)
+        upper = inv_scale * (centered + 1.0 / 255.0)
+        lower = inv_scale * (centered - 1.0 / 255.0)
+        # log(sigmoid(a) - sigmoid(b)) = log sigmoid(a) + log sigmoid(-b) + log(1 - e^(b - a)), a > b.
+        log_bin = (jax.nn.log_sigmoid(upper) + jax.nn.log_sigmoid(-lower)
+                   + jnp.log(-jnp.expm1(lower - upper)))
+        log_mass = jnp.where(level == 0, jax.nn.log_sigmoid(upper),
+                             jnp.where(level == NUM_LEVELS - 1, jax.nn.log_sigmoid(-lower), log_bin))
+        return _sum_pixels(jax.nn.logsumexp(log_weights + log_mass, axis=-1))
+
+    def mean(self, params: jax.Array) -> jax.Array:
+        log_weights, means, _ = self._split(params)
+        return jnp.sum(jnp.exp(log_weights) * jnp.clip((means + 1.0) / 2.0, 0.0, 1.0), axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Gaussian:
+    """N(x; mean, exp(log_scale)^2) per pixel on continuous intensities; params (B, D, 2).
+
+    `variance`: "per_pixel" (the decoder predicts each pixel's scale) or "global" (one
+    learned scale for every pixel and image). Scales are floored at exp(min_log_scale)
+    so the density cannot collapse onto the many exactly-black pixels.
+    """
+
+    variance: str = "per_pixel"
+    params_per_pixel = 2
+    discrete = False
+    name = "gaussian"
+    min_log_scale = -6.0
+
+    def log_prob(self, params: jax.Array, x: jax.Array) -> jax.Array:
+        mean, log_scale = params[..., 0], jnp.maximum(params[..., 1], self.min_log_scale)
+        z = (x - mean) * jnp.exp(-log_scale)
+        return _sum_pixels(-0.5 * jnp.square(z) - log_scale - 0.5 * math.log(2.0 * math.pi))
+
+    def mean(self, params: jax.Array) -> jax.Array:
+        return jnp.clip(params[..., 0], 0.0, 1.0)
+
+
+LIKELIHOODS = ("bernoulli", "binarized_bernoulli", "continuous_bernoulli", "discretized_logistic", "gaussian")
+GAUSSIAN_VARIANCES = ("per_pixel", "global")
+
+Likelihood = Bernoulli | ContinuousBernoulli | DiscretizedLogistic | Gaussian
+
+
+def build_likelihood(likelihood_config) -> Likelihood:
+    """A likelihood from a config with fields: name, mixtures, variance."""
+    name = likelihood_config.name
+    if name == "bernoulli":
+        return Bernoulli()
+    if name == "binarized_bernoulli":
+        return Bernoulli(binarize=True)
+    if name == "continuous_bernoulli":
+        return ContinuousBernoulli()
+    if name == "discretized_logistic":
+        return DiscretizedLogistic(likelihood_config.mixtures)
+    if name == "gaussian":
+        return Gaussian(likelihood_config.variance)
+    raise ValueError(f"likelihood.name must be one of {LIKELIHOODS}, got {name!r}")
+
+
+def binarize(key: jax.Array, x: jax.Array) -> jax.Array:
+    """Bernoulli(x) samples of [0, 1] intensities, as float32 0/1: the dynamic binarization."""
+    return jax.random.bernoulli(key, x).astype(jnp.float32)
+
+
+def bits_per_dim(nats_per_image: float, dims: int = 784) -> float:
+    """Nats per image -> bits per dimension (pixel)."""
+    return nats_per_image / (dims * math.log(2.0))

@@ -1,0 +1,162 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from fvae.likelihoods import (NUM_LEVELS, Bernoulli, ContinuousBernoulli, DiscretizedLogistic, Gaussian,
+                              binarize, bits_per_dim, build_likelihood)
+from fvae.config import defaults
+
+
+def one_pixel(params, x):
+    """Log density of single pixels: params (N, P), x (N,) -> (N,)."""
+    return params[:, None, :], jnp.asarray(x, jnp.float32)[:, None]
+
+
+def test_bernoulli_sums_to_one_over_binary_pixels():
+    logits = jnp.array([[-30.0], [-2.0], [0.0], [0.7], [30.0]])
+    total = sum(jnp.exp(Bernoulli().log_prob(*one_pixel(logits, np.full(5, v)))) for v in (0.0, 1.0))
+    np.testing.assert_allclose(total, 1.0, rtol=1e-6)
+
+
+def test_bernoulli_matches_the_direct_formula_and_is_stable():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=4.0, size=(5, 784, 1))
+    x = rng.uniform(size=(5, 784))
+    x[:, :10], x[:, 10:20] = 0.0, 1.0
+    p = 1.0 / (1.0 + np.exp(-logits[..., 0]))
+    direct = (x * np.log(p) + (1 - x) * np.log1p(-p)).sum(axis=1)
+    got = Bernoulli().log_prob(jnp.asarray(logits, jnp.float32), jnp.asarray(x, jnp.float32))
+    np.testing.assert_allclose(got, direct, rtol=1e-5)
+    edges = Bernoulli().log_prob(jnp.array([[[80.0], [-80.0]]]), jnp.array([[0.0, 1.0]]))
+    np.testing.assert_allclose(edges, [-160.0], rtol=1e-5)
+
+
+LOGITS = np.array([-12.0, -3.0, -0.5, -1e-3, 0.0, 1e-6, 2e-3, 0.9, 4.0, 12.0], np.float32)
+GRID = np.linspace(0.0, 1.0, 200_001)
+
+
+def continuous_bernoulli_density_on_grid() -> np.ndarray:
+    """The density of each logit in LOGITS on GRID: (len(LOGITS), len(GRID)), float64."""
+    params = jnp.broadcast_to(jnp.asarray(LOGITS)[:, None, None], (len(LOGITS), len(GRID), 1))
+    x = jnp.broadcast_to(jnp.asarray(GRID, jnp.float32), (len(LOGITS), len(GRID)))
+    per_pixel = jax.vmap(lambda p, v: ContinuousBernoulli().log_prob(p[:, None, :], v[:, None]))(params, x)
+    return np.exp(np.asarray(per_pixel, np.float64))
+
+
+def test_continuous_bernoulli_integrates_to_one():
+    totals = integrate.simpson(continuous_bernoulli_density_on_grid(), x=GRID, axis=1)
+    np.testing.assert_allclose(totals, 1.0, rtol=1e-4)
+
+
+def test_continuous_bernoulli_mean_matches_numerical_integration():
+    expected = integrate.simpson(GRID * continuous_bernoulli_density_on_grid(), x=GRID, axis=1)
+    got = ContinuousBernoulli().mean(jnp.asarray(LOGITS)[:, None, None])[:, 0]
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_continuous_bernoulli_matches_the_paper_formula_at_random_points():
+    rng = np.random.default_rng(1)
+    lam = rng.uniform(0.02, 0.98, 200)
+    lam = lam[np.abs(lam - 0.5) > 0.05]  # The direct formula is 0/0 at 1/2.
+    x = rng.uniform(0, 1, len(lam))
+    normalizer = 2 * np.arctanh(1 - 2 * lam) / (1 - 2 * lam)
+    expected = x * np.log(lam) + (1 - x) * np.log(1 - lam) + np.log(normalizer)
+    logits = np.log(lam) - np.log1p(-lam)
+    got = ContinuousBernoulli().log_prob(*one_pixel(jnp.asarray(logits, jnp.float32)[:, None], x))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_continuous_bernoulli_is_finite_and_smooth_at_one_half_and_the_edges():
+    likelihood = ContinuousBernoulli()
+    logits = jnp.array([-1e-2 - 1e-6, -1e-2 + 1e-6, 0.0, 1e-2 - 1e-6, 1e-2 + 1e-6, -40.0, 40.0])
+    for x in (0.0, 0.5, 1.0):
+        values = likelihood.log_prob(*one_pixel(logits[:, None], np.full(len(logits), x)))
+        assert np.isfinite(values).all()
+        # Both sides of the switch to the Taylor series agree, and lambda = 1/2 is uniform (log 1 = 0).
+        np.testing.assert_allclose(values[0], values[1], atol=1e-5)
+        np.testing.assert_allclose(values[3], values[4], atol=1e-5)
+        np.testing.assert_allclose(values[2], 0.0, atol=1e-6)
+    grads = jax.grad(lambda l: likelihood.log_prob(l[:, None, None], jnp.full((len(l), 1), 0.3)).sum())(logits)
+    assert np.isfinite(grads).all()
+
+
+@pytest.mark.parametrize("mixtures", [1, 3])
+def test_discretized_logistic_sums_to_one_over_256_levels(mixtures):
+    rng = np.random.default_rng(2)
+    likelihood = DiscretizedLogistic(mixtures)
+    params = rng.normal(size=(6, 3 * mixtures)).astype(np.float32)
+    params[:, mixtures:2 * mixtures] = rng.uniform(-1.2, 1.2, size=(6, mixtures))  # means, some beyond the range
+    params[:, 2 * mixtures:] = rng.choice([-6.0, -3.0, -1.0, 0.5], size=(6, mixtures))  # narrow to wide
+    levels = np.arange(NUM_LEVELS) / 255.0
+    for row in params:
+        tiled = jnp.asarray(np.repeat(row[None], NUM_LEVELS, axis=0))
+        log_mass = likelihood.log_prob(*one_pixel(tiled, levels))
+        assert np.isfinite(log_mass).all()
+        np.testing.assert_allclose(float(jnp.sum(jnp.exp(log_mass))), 1.0, rtol=1e-5)
+
+
+def test_discretized_logistic_matches_the_logistic_cdf_at_random_points():
+    rng = np.random.default_rng(3)
+    n = 300
+    means, log_scales = rng.uniform(-1, 1, n), rng.uniform(-5, 0, n)
+    levels = rng.integers(0, 256, n)
+    levels[:5], levels[5:10] = 0, 255
+    centre = levels / 127.5 - 1.0
+    dist = stats.logistic(loc=means, scale=np.exp(log_scales))
+    below = np.where(levels == 255, 1.0, dist.cdf(centre + 1 / 255)) - np.where(levels == 0, 0.0, dist.cdf(centre - 1 / 255))
+    # Above the mean, the survival function keeps float64 precision in the far tail.
+    above = np.where(levels == 0, 1.0, dist.sf(centre - 1 / 255)) - np.where(levels == 255, 0.0, dist.sf(centre + 1 / 255))
+    expected = np.log(np.where(centre > means, above, below))
+    params = jnp.asarray(np.stack([np.zeros(n), means, log_scales], axis=1), jnp.float32)
+    got = DiscretizedLogistic(1).log_prob(*one_pixel(params, levels / 255.0))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_discretized_logistic_mixture_is_the_weighted_sum_of_its_components():
+    rng = np.random.default_rng(4)
+    params = rng.normal(size=(50, 9)).astype(np.float32)
+    x = rng.integers(0, 256, 50) / 255.0
+    weights = np.exp(params[:, :3]) / np.exp(params[:, :3]).sum(axis=1, keepdims=True)
+    single = [np.exp(DiscretizedLogistic(1).log_prob(*one_pixel(
+        jnp.asarray(np.stack([np.zeros(50), params[:, 3 + k], params[:, 6 + k]], 1), jnp.float32), x)))
+        for k in range(3)]
+    expected = np.log(sum(weights[:, k] * single[k] for k in range(3)))
+    np.testing.assert_allclose(DiscretizedLogistic(3).log_prob(*one_pixel(jnp.asarray(params), x)), expected,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_gaussian_matches_scipy_and_floors_the_scale():
+    rng = np.random.default_rng(5)
+    mean, log_scale, x = rng.uniform(0, 1, 100), rng.uniform(-3, 1, 100), rng.uniform(0, 1, 100)
+    params = jnp.asarray(np.stack([mean, log_scale], 1), jnp.float32)
+    expected = stats.norm.logpdf(x, mean, np.exp(log_scale))
+    np.testing.assert_allclose(Gaussian().log_prob(*one_pixel(params, x)), expected, rtol=1e-5, atol=1e-5)
+    collapsed = Gaussian().log_prob(jnp.array([[[0.0, -50.0]]]), jnp.array([[0.0]]))
+    np.testing.assert_allclose(collapsed, stats.norm.logpdf(0.0, 0.0, np.exp(Gaussian.min_log_scale)), rtol=1e-5)
+
+
+def test_every_likelihood_is_finite_with_finite_gradients_at_the_edges():
+    x = jnp.array([[0.0, 0.5, 1.0, 127 / 255]])
+    for name in ("bernoulli", "binarized_bernoulli", "continuous_bernoulli", "discretized_logistic", "gaussian"):
+        config = defaults().likelihood
+        config.name = name
+        likelihood = build_likelihood(config)
+        for scale in (0.0, 1.0, 30.0):
+            params = scale * jnp.ones((1, 4, likelihood.params_per_pixel))
+            value, grad = jax.value_and_grad(lambda p: likelihood.log_prob(p, x).sum())(params)
+            assert np.isfinite(value) and np.isfinite(grad).all(), (name, scale)
+            means = likelihood.mean(params)
+            assert means.shape == (1, 4) and 0.0 <= float(means.min()) and float(means.max()) <= 1.0
+
+
+def test_dynamic_binarization_has_the_pixel_intensities_as_means():
+    x = jnp.array([0.0, 0.1, 0.5, 0.9, 1.0])
+    draws = binarize(jax.random.key(0), jnp.broadcast_to(x, (4000, 5)))
+    assert set(np.unique(draws)) <= {0.0, 1.0}
+    np.testing.assert_allclose(draws.mean(axis=0), x, atol=0.025)
+
+
+def test_bits_per_dim():
+    np.testing.assert_allclose(bits_per_dim(784 * np.log(2.0)), 1.0)
