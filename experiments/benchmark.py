@@ -88,7 +88,7 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     rng = np.random.default_rng(0)
     host_images = rng.integers(0, 256, (num_images, 784), dtype=np.uint8)
     images = jax.device_put(host_images)
-    model = build_model(config.model)
+    model = build_model(config)
     key, shuffle_key = jax.random.key(1), jax.random.key(2)
 
     def fresh_state():
@@ -131,19 +131,26 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     jax.block_until_ready(evaluate_elbo(state, eval_images, key, config.train.eval_batch_size))
     eval_seconds = _best_time(lambda: evaluate_elbo(state, eval_images, key, config.train.eval_batch_size), 3)
 
-    ceiling_flops = sum(2 * batch_size * sum(a * b for a, b in zip(d[:-1], d[1:])) for d in layer_dims(config))
-    ceiling_seconds = sum(2 * batch_size * sum(a * b for a, b in zip(d[:-1], d[1:]))
-                          / layer_matmul_ceiling(d, batch_size) for d in layer_dims(config))
+    ceiling_gflops = None
+    if config.model.architecture == "mlp":  # Convs have no matmul-only ceiling to compare with.
+        ceiling_flops = sum(2 * batch_size * sum(a * b for a, b in zip(d[:-1], d[1:])) for d in layer_dims(config))
+        ceiling_seconds = sum(2 * batch_size * sum(a * b for a, b in zip(d[:-1], d[1:]))
+                              / layer_matmul_ceiling(d, batch_size) for d in layer_dims(config))
+        ceiling_gflops = ceiling_flops / ceiling_seconds / 1e9
 
     trained = steps * batch_size
     return {
-        "model_shape_matmul_gflops": ceiling_flops / ceiling_seconds / 1e9,
+        "model_shape_matmul_gflops": ceiling_gflops,
         "config": name, "batch_size": batch_size, "compile_seconds": compile_seconds,
         "flops_per_image": flops_per_image,
         "fast_seconds_per_epoch": fast_epoch, "fast_images_per_second": trained / fast_epoch,
         "step_seconds_per_epoch": step_epoch, "step_images_per_second": trained / step_epoch,
         "eval_images_per_second": 10_000 / eval_seconds,
     }
+
+
+def _percent(gflops: float | None, peak: float) -> str:
+    return "n/a" if gflops is None else f"{100 * gflops / peak:.0f}%"
 
 
 def markdown(report: dict) -> str:
@@ -160,7 +167,7 @@ def markdown(report: dict) -> str:
             f"| {r['config']} | {r['batch_size']} | {r['compile_seconds']:.2f} | {r['flops_per_image'] / 1e6:.2f} "
             f"| {r['fast_images_per_second']:.0f} | {r['fast_seconds_per_epoch']:.2f} | "
             f"{100 * r['fraction_of_peak']:.0f}% | "
-            f"{100 * r['model_shape_matmul_gflops'] / report['matmul_peak_gflops']:.0f}% | "
+            f"{_percent(r['model_shape_matmul_gflops'], report['matmul_peak_gflops'])} | "
             f"{r['step_images_per_second']:.0f} | "
             f"{r['step_seconds_per_epoch']:.2f} | {r['eval_images_per_second']:.0f} |")
     return "\n".join(lines) + "\n"

@@ -293,6 +293,27 @@ def load(data_dir: str | os.PathLike | None = None, manual_dir: str | os.PathLik
     return Splits(train_images, train_labels, val_images, val_labels, test_images, test_labels)
 
 
+def _normalized(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def parse_label(text: str | int) -> int:
+    """A class given as an index (0-9) or a name ("Dress", "ankle boot", "T-shirt") -> its index.
+
+    Raises ValueError naming every accepted class when the text matches none.
+    """
+    value = str(text).strip()
+    if value.isdigit() and int(value) < NUM_CLASSES:
+        return int(value)
+    wanted = _normalized(value)
+    for index, name in enumerate(CLASS_NAMES):
+        if wanted and wanted in (_normalized(name), *(_normalized(part) for part in name.split("/"))):
+            return index
+    choices = ", ".join(f"{i}={name}" for i, name in enumerate(CLASS_NAMES))
+    raise ValueError(f"unknown class {text!r}: give an index 0-{NUM_CLASSES - 1} or a name ({choices}); "
+                     "case, spaces and dashes do not matter")
+
+
 def binarize_fixed(images: np.ndarray, seed: int | Sequence[int]) -> np.ndarray:
     """One fixed binarization of uint8 images: each pixel becomes 255 with probability
     intensity / 255, else 0 (uint8, same shape). The same seed gives the same bits."""

@@ -50,10 +50,10 @@ def eval_step(state: TrainState, batch: Batch, key: jax.Array) -> Metrics:
     return {"loss": jnp.mean(loss), "reconstruction": jnp.mean(reconstruction), "kl": jnp.mean(kl)}
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size", "batch_sharding", "num_samples"))
+@functools.partial(jax.jit, static_argnames=("batch_size", "batch_sharding", "num_samples", "unroll"))
 def evaluate_elbo(state: TrainState, images: jax.Array, key: jax.Array, batch_size: int = 1000,
                   batch_sharding: jax.sharding.Sharding | None = None, labels: jax.Array | None = None,
-                  num_samples: int = 1) -> Metrics:
+                  num_samples: int = 1, unroll: bool = False) -> Metrics:
     """Mean negative ELBO, reconstruction and KL (nats per image) over all `images`.
 
     With num_samples=K > 1, "loss" is the negative IWAE bound with K samples instead
@@ -62,6 +62,8 @@ def evaluate_elbo(state: TrainState, images: jax.Array, key: jax.Array, batch_si
     image counts exactly once whatever the split size. Batch i uses fold_in(key, i), so
     the estimate is deterministic for a given key. batch_size must be a multiple of the
     device count when batch_sharding is given. labels (N,): for conditional models.
+    unroll: compile the batches as straight-line code, not a loop (for conv models on
+    CPU; see fvae.train.train_steps).
     """
     n = images.shape[0]
     batches, mask = _padded_batches(images, batch_size)
@@ -77,7 +79,8 @@ def evaluate_elbo(state: TrainState, images: jax.Array, key: jax.Array, batch_si
 
     zero = jnp.zeros((), jnp.float32)
     (reconstruction, kl, loss), _ = jax.lax.scan(body, (zero, zero, zero),
-                                                 (jnp.arange(len(batches)), batches, label_batches, mask))
+                                                 (jnp.arange(len(batches)), batches, label_batches, mask),
+                                                 unroll=unroll)
     return {"loss": loss / n, "reconstruction": reconstruction / n, "kl": kl / n}
 
 
@@ -103,8 +106,8 @@ def generate(state: TrainState, key: jax.Array, num: int, labels: jax.Array | No
 def importance_weighted_log_likelihood(key: jax.Array, mean: jax.Array, logvar: jax.Array,
                                        log_likelihood: Callable[[jax.Array], jax.Array],
                                        num_samples: int, sample_chunk: int,
-                                       log_prior: Callable[[jax.Array], jax.Array] = log_standard_normal
-                                       ) -> jax.Array:
+                                       log_prior: Callable[[jax.Array], jax.Array] = log_standard_normal,
+                                       unroll: bool = False) -> jax.Array:
     """IWAE estimate of log p(x) per image: (B,), log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x).
 
     mean, logvar: q(z|x), (B, D). log_likelihood(z): log p(x|z) for z of shape (C, B, D),
@@ -123,7 +126,7 @@ def importance_weighted_log_likelihood(key: jax.Array, mean: jax.Array, logvar: 
         return jnp.logaddexp(running, jax.nn.logsumexp(log_w, axis=0)), None
 
     start = jnp.full(mean.shape[:1], -jnp.inf)
-    total, _ = jax.lax.scan(body, start, jnp.arange(num_samples // sample_chunk))
+    total, _ = jax.lax.scan(body, start, jnp.arange(num_samples // sample_chunk), unroll=unroll)
     return total - jnp.log(num_samples)
 
 
@@ -139,49 +142,54 @@ def model_log_likelihood(state: TrainState, x: jax.Array, labels: jax.Array | No
     return log_likelihood
 
 
-@functools.partial(jax.jit, static_argnames=("num_samples", "batch_size", "sample_chunk"))
-def iwae_nll(state: TrainState, images: jax.Array, key: jax.Array, num_samples: int = 1000,
-             batch_size: int = 100, sample_chunk: int = 100, labels: jax.Array | None = None) -> jax.Array:
-    """Mean IWAE estimate of -log p(x) in nats per image over `images` (one compiled call).
+@functools.partial(jax.jit, static_argnames=("num_samples", "sample_chunk", "unroll"))
+def _batch_negative_log_likelihood(state: TrainState, batch: jax.Array, labels: jax.Array | None, valid: jax.Array,
+                                   key: jax.Array, num_samples: int, sample_chunk: int, unroll: bool) -> jax.Array:
+    """Sum over the valid images of one batch of the IWAE estimate of -log p(x)."""
+    x = as_unit_interval(batch).reshape(batch.shape[0], -1)
+    mean, logvar = _apply(state, x, labels, method="encode")
+    log_px = importance_weighted_log_likelihood(
+        key, mean, logvar, model_log_likelihood(state, x, labels), num_samples, sample_chunk,
+        lambda z: _apply(state, z, method="log_prior"), unroll)
+    return jnp.sum(jnp.where(valid, -log_px, 0.0))
 
-    Uses the model's own likelihood and prior (N(0, I) or VampPrior). Memory is bounded by
-    batch_size * sample_chunk decoder outputs; images are padded to whole batches and the
-    padding masked out. labels (N,): for conditional models (then it is -log p(x | label)).
+
+def iwae_nll(state: TrainState, images: jax.Array, key: jax.Array, num_samples: int = 1000,
+             batch_size: int = 100, sample_chunk: int = 100, labels: jax.Array | None = None,
+             unroll: bool = False) -> jax.Array:
+    """Mean IWAE estimate of -log p(x) in nats per image over `images`.
+
+    Uses the model's own likelihood and prior (N(0, I) or VampPrior). One compiled call
+    per batch of images, dispatched without waiting (batch i uses fold_in(key, i)); memory
+    is bounded by batch_size * sample_chunk decoder outputs; the last batch is padded and
+    the padding masked out. labels (N,): for conditional models (then it is -log p(x | label)).
+    unroll: the sample chunks as straight-line code (conv models on CPU).
     """
-    n = images.shape[0]
     batches, mask = _padded_batches(images, batch_size)
     label_batches = None if labels is None else _padded_batches(labels, batch_size)[0]
-
-    def body(total, inputs):
-        i, batch, batch_labels, valid = inputs
-        x = as_unit_interval(batch).reshape(batch.shape[0], -1)
-        mean, logvar = _apply(state, x, batch_labels, method="encode")
-        log_px = importance_weighted_log_likelihood(
-            jax.random.fold_in(key, i), mean, logvar, model_log_likelihood(state, x, batch_labels), num_samples,
-            sample_chunk, lambda z: _apply(state, z, method="log_prior"))
-        return total + jnp.sum(jnp.where(valid, -log_px, 0.0)), None
-
-    total, _ = jax.lax.scan(body, jnp.zeros(()), (jnp.arange(len(batches)), batches, label_batches, mask))
-    return total / n
+    total = jnp.zeros(())
+    for i in range(len(batches)):
+        total = total + _batch_negative_log_likelihood(
+            state, batches[i], None if label_batches is None else label_batches[i], mask[i],
+            jax.random.fold_in(key, i), num_samples, sample_chunk, unroll)
+    return total / images.shape[0]
 
 
-def _map_images(fn: Callable, images, batch_size: int):
-    """fn over padded batches of images (a pytree of (N, ...) arrays or None; lax.map,
-    bounded memory); per-image outputs (N, ...)."""
+def _map_images(fn: Callable, images, batch_size: int, unroll: bool = False):
+    """fn over padded batches of images (a pytree of (N, ...) arrays or None; a scan,
+    bounded memory; unroll: straight-line code); per-image outputs (N, ...)."""
     n = jax.tree.leaves(images)[0].shape[0]
     batches = jax.tree.map(lambda a: _padded_batches(a, batch_size)[0], images)
-    outputs = jax.lax.map(fn, batches)
+    _, outputs = jax.lax.scan(lambda carry, batch: (carry, fn(batch)), None, batches, unroll=unroll)
     return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:])[:n], outputs)
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size",))
-def encode_dataset(state: TrainState, images: jax.Array, batch_size: int = 1000, labels: jax.Array | None = None
-                   ) -> tuple[jax.Array, jax.Array]:
+@functools.partial(jax.jit, static_argnames=("batch_size", "unroll"))
+def encode_dataset(state: TrainState, images: jax.Array, batch_size: int = 1000, labels: jax.Array | None = None,
+                   unroll: bool = False) -> tuple[jax.Array, jax.Array]:
     """Posterior means and log-variances of every image: each (N, latents)."""
-    if labels is None:
-        return _map_images(lambda batch: _apply(state, as_unit_interval(batch), method="encode"), images, batch_size)
     return _map_images(lambda batch: _apply(state, as_unit_interval(batch[0]), batch[1], method="encode"),
-                       (images, labels), batch_size)
+                       (images, labels), batch_size, unroll)
 
 
 def active_units(posterior_means: jax.Array, threshold: float = 0.01) -> jax.Array:
@@ -192,9 +200,9 @@ def active_units(posterior_means: jax.Array, threshold: float = 0.01) -> jax.Arr
     return jnp.sum(jnp.var(posterior_means, axis=0) > threshold)
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size",))
-def latent_statistics(state: TrainState, images: jax.Array, batch_size: int = 1000, labels: jax.Array | None = None
-                      ) -> dict[str, jax.Array]:
+@functools.partial(jax.jit, static_argnames=("batch_size", "unroll"))
+def latent_statistics(state: TrainState, images: jax.Array, batch_size: int = 1000, labels: jax.Array | None = None,
+                      unroll: bool = False) -> dict[str, jax.Array]:
     """Per-dimension KL to N(0, 1) (D,), active units, and reconstruction MSE on [0, 1]
     pixels (per pixel). With a VampPrior the per-dimension KL is still measured against
     N(0, 1): it shows which latents carry information, not the model's KL term."""
@@ -205,6 +213,6 @@ def latent_statistics(state: TrainState, images: jax.Array, batch_size: int = 10
         recon = decode(state, mean, batch_labels)
         return mean, kl_per_dimension(mean, logvar), jnp.mean(jnp.square(recon - x), axis=-1)
 
-    mean, kl, squared_error = _map_images(per_image, (images, labels), batch_size)
+    mean, kl, squared_error = _map_images(per_image, (images, labels), batch_size, unroll)
     return {"kl_per_dimension": jnp.mean(kl, axis=0), "active_units": active_units(mean),
             "reconstruction_mse": jnp.mean(squared_error)}

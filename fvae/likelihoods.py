@@ -5,6 +5,9 @@ A likelihood reads the decoder's per-pixel parameters `params` (B, D, P) (P =
 pixels: (B,) in nats. Likelihoods are frozen dataclasses: hashable, so a Flax module
 and a jitted function can hold one as a static field.
 
+Each has `discrete`: True when it is a probability mass over the data's discrete values,
+so that -log p(x) converts to bits per dimension.
+
 * Bernoulli: the seed's binary cross-entropy. On grey pixels it is NOT a normalized
   density (grey values are not in its support {0, 1}); on binarized pixels it is.
 * Bernoulli(binarize=True): dynamically binarized training (each batch resampled as
@@ -38,11 +41,16 @@ class Bernoulli:
 
     binarize: bool = False
     params_per_pixel = 1
-    discrete = True  # Bits per dimension are defined when the data are binary.
 
     @property
     def name(self) -> str:
         return "binarized_bernoulli" if self.binarize else "bernoulli"
+
+    @property
+    def discrete(self) -> bool:
+        """A normalized likelihood of discrete data (so bits per dimension mean something):
+        only on binarized pixels; on grey pixels the Bernoulli is not normalized."""
+        return self.binarize
 
     def log_prob(self, params: jax.Array, x: jax.Array) -> jax.Array:
         logits = params[..., 0]

@@ -68,7 +68,7 @@ class Objective:
     def kl_weight(self, step: jax.Array) -> jax.Array:
         if not self.warmup_steps:
             return jnp.asarray(self.beta, jnp.float32)
-        return self.beta * jnp.minimum(1.0, step.astype(jnp.float32) / self.warmup_steps)
+        return self.beta * jnp.minimum(1.0, jnp.asarray(step, jnp.float32) / self.warmup_steps)
 
     def loss(self, out: dict[str, jax.Array], step: jax.Array) -> dict[str, jax.Array]:
         """Batch means: "loss" (minimized), and the true "reconstruction" and "kl" terms.

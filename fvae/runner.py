@@ -273,13 +273,13 @@ def _run_epoch(state: TrainState, train, val, keys, epoch: int, config: ml_colle
         if t.on_device:
             state, train_metrics = train_epoch(state, train_images, keys["train"], keys["shuffle"], epoch,
                                                t.batch_size, t.steps_per_call, bar.update, where.batch_sharding,
-                                               train_labels)
+                                               train_labels, t.unroll)
         else:
             state, train_metrics = train_epoch_stepwise(state, train_images, keys["train"], keys["shuffle"],
                                                         epoch, t.batch_size, bar.update, where.batch_sharding,
                                                         train_labels)
         val_metrics = evaluate_elbo(state, val_images, keys["eval"], t.eval_batch_size, where.batch_sharding,
-                                    val_labels, config.objective.iwae_samples)
+                                    val_labels, config.objective.iwae_samples, t.unroll)
         nonfinite_step = int(to_host(train_metrics.pop("nonfinite_step")))
         record = {f"train_{k}": v for k, v in to_host(train_metrics).items()}
         record.update({f"val_{k}": v for k, v in to_host(val_metrics).items()})
@@ -293,10 +293,11 @@ def _final_report(state: TrainState, splits: data.Splits, val_images, test_image
     """Test metrics of the best epoch (the only use of the test set) and the pictures."""
     test_labels = where.put(conditioning_labels(config, splits.test_labels))
     val_labels = where.put(conditioning_labels(config, splits.val_labels))
-    test = evaluate_elbo(state, test_images, keys["eval"], config.train.eval_batch_size, where.batch_sharding,
-                         test_labels)
-    val = evaluate_elbo(state, val_images, keys["eval"], config.train.eval_batch_size, where.batch_sharding,
-                        val_labels)
+    t = config.train
+    test = evaluate_elbo(state, test_images, keys["eval"], t.eval_batch_size, where.batch_sharding, test_labels,
+                         unroll=t.unroll)
+    val = evaluate_elbo(state, val_images, keys["eval"], t.eval_batch_size, where.batch_sharding, val_labels,
+                        unroll=t.unroll)
     summary = {"best_epoch": stopper.best_epoch, "epochs_trained": len(history),
                "train_seconds": sum(r["seconds"] for r in history)}
     summary.update({f"test_{k}": v for k, v in to_host(test).items()})
@@ -314,11 +315,11 @@ def _final_report(state: TrainState, splits: data.Splits, val_images, test_image
         plots.save_reconstructions(Path(workdir) / "reconstructions.png", originals.astype(np.float32) / 255.0,
                                    np.asarray(reconstructions),
                                    labels=[data.CLASS_NAMES[i] for i in splits.test_labels[:n]])
-        plots.save_image_grid(Path(workdir) / "samples.png", np.asarray(samples), _samples_title(config))
+        plots.save_image_grid(Path(workdir) / "samples.png", np.asarray(samples), samples_title(config))
     return summary
 
 
-def _samples_title(config: ml_collections.ConfigDict) -> str:
+def samples_title(config: ml_collections.ConfigDict) -> str:
     prior = "the VampPrior" if config.prior.name == "vamp" else "the prior N(0, I)"
     return f"Samples from {prior}" + (", labels cycling through the 10 classes" if config.model.conditional else "")
 

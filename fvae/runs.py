@@ -132,11 +132,13 @@ def exclusive(workdir: str | Path):
 
 
 def load_config(workdir: str | Path) -> ml_collections.ConfigDict:
-    """The resolved config a run was started with."""
+    """The resolved config a run was started with (keys added since then take their defaults)."""
+    from fvae.config import with_defaults  # fvae.config imports this module.
+
     path = Path(workdir) / CONFIG_FILE
     if not path.is_file():
         raise RunDirError(f"{workdir} holds no run ({CONFIG_FILE} is missing).")
-    return ml_collections.ConfigDict(read_json(path))
+    return with_defaults(read_json(path))
 
 
 def _to_json(config: dict) -> dict:

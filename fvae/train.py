@@ -95,12 +95,15 @@ def epoch_batches(shuffle_key: jax.Array, epoch: int | jax.Array, num_examples: 
     return perm[: steps * batch_size].reshape(steps, batch_size)
 
 
-@functools.partial(jax.jit, donate_argnums=0, static_argnames=("batch_sharding",))
+@functools.partial(jax.jit, donate_argnums=0, static_argnames=("batch_sharding", "unroll"))
 def train_steps(state: TrainState, images: jax.Array, batch_indices: jax.Array, key: jax.Array,
-                batch_sharding: jax.sharding.Sharding | None = None, labels: jax.Array | None = None
-                ) -> tuple[TrainState, Metrics]:
+                batch_sharding: jax.sharding.Sharding | None = None, labels: jax.Array | None = None,
+                unroll: bool = False) -> tuple[TrainState, Metrics]:
     """Runs len(batch_indices) train steps as one compiled call (lax.scan).
 
+    unroll=True compiles the steps as straight-line code instead of a loop: XLA:CPU runs
+    convolutions inside loops about 20x slower (measured, benchmarks/), so conv models
+    use it with small blocks (train.steps_per_call).
     images: the device-resident training set (N, ...) uint8; batch_indices: (S, B);
     labels: (N,) int, given to conditional models.
     batch_sharding: for data parallelism, how each gathered batch is split over devices
@@ -116,7 +119,7 @@ def train_steps(state: TrainState, images: jax.Array, batch_indices: jax.Array, 
         return train_step_fn(state, batch, key)
 
     first_step = state.step
-    state, metrics = jax.lax.scan(body, state, batch_indices)
+    state, metrics = jax.lax.scan(body, state, batch_indices, unroll=unroll)
     sums = jax.tree.map(jnp.sum, metrics)
     finite = jnp.isfinite(metrics["loss"])
     sums["nonfinite_step"] = jnp.where(finite.all(), -1, first_step + 1 + jnp.argmin(finite))
@@ -144,7 +147,7 @@ def train_epoch(state: TrainState, images: jax.Array, key: jax.Array, shuffle_ke
                 epoch: int, batch_size: int, steps_per_call: int = 0,
                 on_progress: Callable[[int], None] | None = None,
                 batch_sharding: jax.sharding.Sharding | None = None,
-                labels: jax.Array | None = None) -> tuple[TrainState, Metrics]:
+                labels: jax.Array | None = None, unroll: bool = False) -> tuple[TrainState, Metrics]:
     """One epoch on device in blocks of `steps_per_call` steps (0: the whole epoch in one call).
 
     `on_progress(steps_done_in_block)` is called after each block is dispatched (for a
@@ -158,7 +161,7 @@ def train_epoch(state: TrainState, images: jax.Array, key: jax.Array, shuffle_ke
     block = steps_per_call or steps
     totals = None
     for start in range(0, steps, block):
-        state, sums = train_steps(state, images, indices[start:start + block], key, batch_sharding, labels)
+        state, sums = train_steps(state, images, indices[start:start + block], key, batch_sharding, labels, unroll)
         totals = _accumulate(totals, sums)
         if on_progress is not None:
             on_progress(min(block, steps - start))

@@ -1,0 +1,176 @@
+"""Evaluation of a trained run into RUN/eval: likelihoods, latent diagnostics, representation
+quality, pictures and a markdown report (the side-effect half of `experiments.evaluate`
+and `experiments.sweep`; the metrics themselves are the pure functions of fvae.evaluate)."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from fvae import data, plots, runs
+from fvae.evaluate import (decode, encode_dataset, evaluate_elbo, generate, iwae_nll, latent_statistics,
+                           reconstruct)
+from fvae.likelihoods import bits_per_dim, build_likelihood
+from fvae.representations import knn_accuracy, linear_probe_accuracy
+from fvae.runner import (conditioning_labels, load_run_state, load_splits, run_keys, sample_labels,
+                         samples_title)
+
+EVAL_DIR = "eval"
+
+
+def evaluate_run(workdir: str | Path, iwae_samples=(1000,), split: str = "test", limit: int = 0,
+                 overwrite: bool = False, log=print) -> dict:
+    """Computes every metric and picture of a run into RUN/eval; returns the metrics."""
+    workdir = Path(workdir)
+    out = workdir / EVAL_DIR
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise runs.RunDirError(f"{out} exists; pass --overwrite to replace it.")
+    out.mkdir(parents=True, exist_ok=True)
+    config, state = load_run_state(workdir)
+    splits = load_splits(config)
+    images, labels = {"test": (splits.test_images, splits.test_labels), "val": (splits.val_images, splits.val_labels),
+                      "train": (splits.train_images, splits.train_labels)}[split]
+    if limit:
+        images, labels = images[:limit], labels[:limit]
+    device_images = jax.device_put(images)
+    device_labels = jax.device_put(conditioning_labels(config, labels))
+    keys = run_keys(config.seed)
+    discrete = build_likelihood(config.likelihood).discrete  # bits/dim only where defined
+    metrics = {"split": split, "images": len(images), "latents": config.model.latents,
+               "likelihood": config.likelihood.name}
+
+    start = time.perf_counter()
+    unroll = config.train.unroll  # Conv models: no loops around convolutions on CPU (fvae.train.train_steps).
+    batch_size = 5000 if unroll else 1000  # Fewer unrolled copies.
+    elbo = evaluate_elbo(state, device_images, keys["eval"], batch_size, labels=device_labels, unroll=unroll)
+    metrics.update({f"elbo_{k}": float(v) for k, v in elbo.items()})
+    if discrete:
+        metrics["elbo_bits_per_dim"] = bits_per_dim(metrics["elbo_loss"])
+    stats = latent_statistics(state, device_images, batch_size, labels=device_labels, unroll=unroll)
+    metrics["kl_per_dimension"] = [float(v) for v in stats["kl_per_dimension"]]
+    metrics["active_units"] = int(stats["active_units"])
+    metrics["reconstruction_mse"] = float(stats["reconstruction_mse"])
+    metrics["seconds_elbo_and_latents"] = time.perf_counter() - start
+    for k in iwae_samples:
+        start = time.perf_counter()
+        nll = float(iwae_nll(state, device_images, jax.random.fold_in(keys["eval"], k), num_samples=k,
+                             batch_size=100, sample_chunk=math.gcd(k, 100), labels=device_labels, unroll=unroll))
+        metrics[f"iwae_nll_k{k}"] = nll
+        if discrete:
+            metrics[f"iwae_bits_per_dim_k{k}"] = bits_per_dim(nll)
+        metrics[f"seconds_iwae_k{k}"] = time.perf_counter() - start
+        bits = f" ({metrics[f'iwae_bits_per_dim_k{k}']:.4f} bits/dim)" if discrete else ""
+        log(f"IWAE K={k}: -log p(x) <= {nll:.2f} nats{bits} in {metrics[f'seconds_iwae_k{k}']:.0f} s")
+
+    start = time.perf_counter()
+    train_codes = np.asarray(encode_dataset(state, jax.device_put(splits.train_images), batch_size,
+                                            conditioning_labels(config, splits.train_labels), unroll)[0])
+    test_codes = np.asarray(encode_dataset(state, jax.device_put(splits.test_images), batch_size,
+                                           conditioning_labels(config, splits.test_labels), unroll)[0])
+    for name, array in (("train_codes", train_codes), ("train_labels", splits.train_labels),
+                        ("test_codes", test_codes), ("test_labels", splits.test_labels)):
+        np.save(out / f"{name}.npy", array)
+    metrics["linear_probe_accuracy"] = linear_probe_accuracy(train_codes, splits.train_labels, test_codes,
+                                                             splits.test_labels)
+    metrics["knn5_accuracy"] = knn_accuracy(train_codes, splits.train_labels, test_codes, splits.test_labels)
+    metrics["seconds_probes"] = time.perf_counter() - start
+
+    pictures = _pictures(state, config, splits, test_codes, keys, workdir, out, metrics["kl_per_dimension"])
+    runs.write_json(out / "metrics.json", metrics)
+    (out / "report.md").write_text(_report(workdir, metrics, pictures))
+    log(f"ELBO {metrics['elbo_loss']:.2f} nats, active units {metrics['active_units']}/{config.model.latents}, "
+        f"probe {metrics['linear_probe_accuracy']:.3f}, kNN {metrics['knn5_accuracy']:.3f}. Report: {out / 'report.md'}")
+    return metrics
+
+
+def _pictures(state, config, splits, test_codes, keys, workdir: Path, out: Path, kl: list[float]) -> list[str]:
+    """Writes every picture into `out`; returns their file names in report order."""
+    names = data.CLASS_NAMES
+    test_images, test_labels = splits.test_images, splits.test_labels
+    written = []
+
+    def saved(name):
+        written.append(name)
+        return out / name
+
+    def given(labels):  # Labels for a conditional model, None otherwise.
+        return conditioning_labels(config, np.asarray(labels, np.int32))
+
+    plots.save_image_grid(saved("samples.png"), np.asarray(generate(state, keys["sample"], 64,
+                                                                    sample_labels(config, 64))),
+                          samples_title(config))
+    if config.model.conditional:
+        per_class = np.repeat(np.arange(10, dtype=np.int32), 10)  # 10 samples of each class, one class per row
+        plots.save_image_grid(saved("class_conditional.png"), np.asarray(generate(state, keys["sample"], 100,
+                                                                                  per_class)),
+                              "10 samples of each class (one class per row)", columns=10,
+                              labels=[names[c] if i % 10 == 0 else "" for i, c in enumerate(per_class)])
+    plots.save_reconstructions(saved("reconstructions.png"), test_images[:32] / 255.0,
+                               np.asarray(reconstruct(state, test_images[:32], given(test_labels[:32]))),
+                               labels=[names[i] for i in test_labels[:32]])
+
+    # Interpolation between pairs of test images of different classes.
+    starts = [int(np.flatnonzero(test_labels == c)[0]) for c in range(0, 10, 2)]
+    ends = [int(np.flatnonzero(test_labels == c + 1)[0]) for c in range(0, 10, 2)]
+    weights = np.linspace(0, 1, 10)[:, None]
+    rows = []
+    for a, b in zip(starts, ends):
+        line = (1 - weights) * test_codes[a] + weights * test_codes[b]
+        decoded = np.asarray(decode(state, line, given(np.full(len(line), test_labels[a]))))
+        rows.append(np.concatenate([test_images[a:a + 1] / 255.0, decoded, test_images[b:b + 1] / 255.0]))
+    plots.save_interpolations(saved("interpolations.png"), np.stack(rows), [names[test_labels[i]] for i in starts],
+                              [names[test_labels[i]] for i in ends])
+
+    # Traversals of the dimensions with the most KL, around the first test image's code.
+    dims = list(np.argsort(kl)[::-1][:min(8, len(kl))])
+    values = np.linspace(-3, 3, 9)
+    grid = []
+    for d in dims:
+        z = np.repeat(test_codes[:1], len(values), axis=0)
+        z[:, d] = values
+        grid.append(np.asarray(decode(state, z, given(np.full(len(z), test_labels[0])))))
+    plots.save_traversals(saved("traversals.png"), np.stack(grid), values, dims, [kl[d] for d in dims])
+
+    if config.model.latents == 2:
+        from scipy.stats import norm
+
+        quantiles = norm.ppf(np.linspace(0.05, 0.95, 15))
+        z1, z2 = np.meshgrid(quantiles, quantiles[::-1])
+        z = np.stack([z1.ravel(), z2.ravel()], axis=1)
+        decoded = np.asarray(decode(state, z, given(np.full(len(z), 0))))
+        plots.save_manifold(saved("manifold.png"), decoded.reshape(15, 15, -1), quantiles)
+        plots.save_latent_scatter(saved("latent_scatter.png"), test_codes, test_labels, names,
+                                  "Test posterior means (2-D latent space)")
+    else:
+        from sklearn.decomposition import PCA
+        from sklearn.manifold import TSNE
+
+        plots.save_latent_scatter(saved("latent_pca.png"), PCA(2).fit_transform(test_codes), test_labels, names,
+                                  "Test posterior means, first two principal components")
+        subset = slice(0, 2000)
+        embedded = TSNE(2, init="pca", random_state=0).fit_transform(test_codes[subset])
+        plots.save_latent_scatter(saved("latent_tsne.png"), embedded, test_labels[subset], names,
+                                  "Test posterior means, t-SNE (first 2,000 test images)")
+
+    history = runs.load_history(workdir)
+    if history:
+        best = runs.read_json(workdir / runs.TEST_METRICS_FILE)["best_epoch"] \
+            if (workdir / runs.TEST_METRICS_FILE).is_file() else None
+        plots.save_training_curves(saved("training_curves.png"), history, best)
+    return written
+
+
+def _report(workdir: Path, metrics: dict, pictures: list[str]) -> str:
+    rows = [(k, v) for k, v in metrics.items() if k != "kl_per_dimension"]
+    table = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in rows)
+    kl = ", ".join(f"{v:.2f}" for v in metrics["kl_per_dimension"])
+    figures = "\n\n".join(f"### {name.removesuffix('.png').replace('_', ' ')}\n\n![{name}]({name})" for name in pictures)
+    return (f"# Evaluation of {workdir.name}\n\nAll likelihoods in nats per image on the {metrics['split']} split "
+            f"({metrics['images']} images); IWAE rows are upper bounds on -log p(x).\n\n| metric | value |\n"
+            f"| --- | --- |\n{table}\n\nKL per latent dimension: {kl}\n\n## Pictures\n\n{figures}\n")
+
+
