@@ -14,7 +14,6 @@ It writes benchmark.json and benchmark.md into --out.
 
 from __future__ import annotations
 
-import importlib
 import json
 import platform
 import time
@@ -28,9 +27,11 @@ from absl import app, flags
 from fvae import train
 from fvae.evaluate import evaluate_elbo
 from fvae.models import build_model
+from fvae.sweep import load_config
 
 flags.DEFINE_list("configs", ["mlp500", "default"], "Config modules under experiments/configs.")
 flags.DEFINE_string("out", "benchmarks", "Folder for benchmark.json and benchmark.md.")
+flags.DEFINE_list("set", [], "Overrides for every config, e.g. train.unroll=False,train.steps_per_call=0.")
 flags.DEFINE_integer("train_images", 55_000, "Training images per epoch (synthetic).")
 flags.DEFINE_integer("epochs", 3, "Timed epochs per path (after one warm-up epoch).")
 flags.DEFINE_integer("batch_size", 0, "Override every config's batch size (0: keep the config's).")
@@ -83,7 +84,7 @@ def layer_dims(config) -> list[list[int]]:
 
 
 def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
-    config = importlib.import_module(f"experiments.configs.{name}").get_config()
+    config = load_config(name, FLAGS.set)
     batch_size = FLAGS.batch_size or config.train.batch_size
     rng = np.random.default_rng(0)
     host_images = rng.integers(0, 256, (num_images, 784), dtype=np.uint8)
@@ -96,9 +97,11 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
 
     steps = num_images // batch_size
     indices = train.epoch_batches(shuffle_key, 0, num_images, batch_size)
+    t = config.train
+    block = t.steps_per_call or steps
 
     start = time.perf_counter()
-    train.train_steps.lower(fresh_state(), images, indices, key).compile()
+    train.train_steps.lower(fresh_state(), images, indices[:block], key, unroll=t.unroll).compile()
     compile_seconds = time.perf_counter() - start
     step_cost = train.train_step.lower(fresh_state(), host_images[:batch_size], key).compile().cost_analysis()
     step_cost = step_cost[0] if isinstance(step_cost, list) else step_cost
@@ -109,7 +112,8 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     fast_times = []
     for epoch in range(epochs + 1):
         begin = time.perf_counter()
-        state, metrics = train.train_epoch(state, images, key, shuffle_key, epoch, batch_size)
+        state, metrics = train.train_epoch(state, images, key, shuffle_key, epoch, batch_size, t.steps_per_call,
+                                           unroll=t.unroll)
         jax.block_until_ready(metrics)
         fast_times.append(time.perf_counter() - begin)
     fast_epoch = min(fast_times[1:])
@@ -128,8 +132,8 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     step_epoch = min(step_times[1:])
 
     eval_images = jax.device_put(host_images[:10_000])
-    jax.block_until_ready(evaluate_elbo(state, eval_images, key, config.train.eval_batch_size))
-    eval_seconds = _best_time(lambda: evaluate_elbo(state, eval_images, key, config.train.eval_batch_size), 3)
+    jax.block_until_ready(evaluate_elbo(state, eval_images, key, t.eval_batch_size, unroll=t.unroll))
+    eval_seconds = _best_time(lambda: evaluate_elbo(state, eval_images, key, t.eval_batch_size, unroll=t.unroll), 3)
 
     ceiling_gflops = None
     if config.model.architecture == "mlp":  # Convs have no matmul-only ceiling to compare with.
@@ -141,7 +145,7 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     trained = steps * batch_size
     return {
         "model_shape_matmul_gflops": ceiling_gflops,
-        "config": name, "batch_size": batch_size, "compile_seconds": compile_seconds,
+        "config": name + "".join(f" {o}" for o in FLAGS.set), "batch_size": batch_size, "compile_seconds": compile_seconds,
         "flops_per_image": flops_per_image,
         "fast_seconds_per_epoch": fast_epoch, "fast_images_per_second": trained / fast_epoch,
         "step_seconds_per_epoch": step_epoch, "step_images_per_second": trained / step_epoch,

@@ -174,3 +174,24 @@ def _report(workdir: Path, metrics: dict, pictures: list[str]) -> str:
             f"| --- | --- |\n{table}\n\nKL per latent dimension: {kl}\n\n## Pictures\n\n{figures}\n")
 
 
+def sample_run(workdir: str | Path, label: str | int | None = None, num: int = 64, seed: int = 0) -> Path:
+    """Writes a grid of `num` prior samples (of class `label`) into RUN/samples; returns its path."""
+    if num < 1:
+        raise ValueError(f"-n must be >= 1, got {num}")
+    workdir = Path(workdir)
+    config = runs.load_config(workdir)
+    conditional = config.model.conditional
+    if label is not None and not conditional:
+        raise ValueError(f"{workdir} is not a conditional VAE (model.conditional is False): omit --label, or "
+                         "train one with experiments/configs/conditional.py")
+    index = data.parse_label(label) if label is not None else None
+    _, state = load_run_state(workdir)
+    labels = np.full(num, index, np.int32) if index is not None else sample_labels(config, num)
+    images = np.asarray(generate(state, jax.random.key(seed), num, labels))
+    name = "all_classes" if index is None and conditional else ("prior" if index is None else
+                                                                 data.CLASS_NAMES[index].replace("/", "-"))
+    out = workdir / "samples" / f"{name}_n{num}_seed{seed}.png"
+    out.parent.mkdir(exist_ok=True)
+    title = f"{num} samples of class {data.CLASS_NAMES[index]}" if index is not None else f"{num} prior samples"
+    plots.save_image_grid(out, images, title)
+    return out

@@ -11,12 +11,13 @@ from tests.conftest import REPO
 def test_benchmark_writes_its_report_and_counts_flops_right(tmp_path):
     """Runs the benchmark on tiny sizes: checks what it writes, never how fast it was."""
     result = subprocess.run(
-        [sys.executable, "-m", "experiments.benchmark", "--configs=mlp500", "--train_images=1024", "--epochs=1",
+        [sys.executable, "-m", "experiments.benchmark", "--configs=mlp500,conv_2d", "--train_images=1024", "--epochs=1",
          "--matmul_size=256", f"--out={tmp_path}"],
         cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "benchmark.json").read_text())
-    (row,) = report["results"]
+    row, conv_row = report["results"]
+    assert conv_row["config"] == "conv_2d" and conv_row["model_shape_matmul_gflops"] is None
     # Independent count for 784-500-(2x20) / 20-500-784 at batch 128: forward matmuls 2*sum(in*out);
     # backward twice that, minus the unneeded input gradient of the first layer.
     forward = 2 * (784 * 500 + 500 * 40 + 20 * 500 + 500 * 784)
@@ -25,4 +26,5 @@ def test_benchmark_writes_its_report_and_counts_flops_right(tmp_path):
     for key in ("fast_images_per_second", "step_images_per_second", "eval_images_per_second", "compile_seconds"):
         assert row[key] > 0
     assert 0 < row["fraction_of_peak"] < 2
-    assert "| mlp500 | 128 |" in (tmp_path / "benchmark.md").read_text()
+    table = (tmp_path / "benchmark.md").read_text()
+    assert "| mlp500 | 128 |" in table and "| conv_2d | 128 |" in table and "| n/a |" in table

@@ -5,10 +5,8 @@ import sys
 
 import pytest
 
-from experiments import sweep
-from experiments.sample import sample_run
-from fvae import data
-from fvae.report import evaluate_run
+from fvae import data, sweep
+from fvae.report import sample_run
 from tests.conftest import REPO
 from tests.test_plots import assert_picture
 
