@@ -59,7 +59,8 @@ def defaults() -> ml_collections.ConfigDict:
     config.train.batch_size = 128
     config.train.learning_rate = 1e-3
     config.train.max_epochs = 200
-    config.train.max_train_minutes = 0.0  # > 0: stop (like early stopping) once training took this long
+    config.train.max_train_minutes = 0.0  # > 0: stop (like early stopping) once training took this long;
+                                          # depends on machine speed: reproduce a run with max_epochs instead
     config.train.patience = 10       # epochs without validation improvement before stopping
     config.train.min_delta = 0.0     # nats an epoch must improve by to count
     config.train.on_device = True    # dataset on device, epochs as compiled scans; False: per-step host loop

@@ -20,13 +20,20 @@ import jax.numpy as jnp
 
 from fvae.data import IMAGE_SHAPE, NUM_CLASSES
 from fvae.likelihoods import Bernoulli, Gaussian, Likelihood, binarize, build_likelihood
-from fvae.losses import LOG_2PI, kl_divergence, log_normal_diag, log_standard_normal
+from fvae.losses import LOG_2PI, kl_divergence, log_standard_normal
 
 NUM_PIXELS = math.prod(IMAGE_SHAPE)
 
 
 def _with_condition(h: jax.Array, condition: jax.Array | None) -> jax.Array:
     return h if condition is None else jnp.concatenate([h, condition.astype(h.dtype)], axis=-1)
+
+
+def _hidden_layers(h: jax.Array, widths: Sequence[int], dtype: Any) -> jax.Array:
+    """ReLU dense layers "hidden_0", "hidden_1", ... of the calling (compact) module."""
+    for i, width in enumerate(widths):
+        h = nn.relu(nn.Dense(width, dtype=dtype, name=f"hidden_{i}")(h))
+    return h
 
 
 class Encoder(nn.Module):
@@ -42,8 +49,7 @@ class Encoder(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         h = _with_condition(x.reshape(x.shape[0], -1), condition)  # (B, 784 [+ classes])
-        for i, width in enumerate(self.hidden):
-            h = nn.relu(nn.Dense(width, dtype=self.dtype, name=f"hidden_{i}")(h))
+        h = _hidden_layers(h, self.hidden, self.dtype)
         mean = nn.Dense(self.latents, dtype=self.dtype, name="mean")(h)
         logvar = nn.Dense(self.latents, dtype=self.dtype, name="logvar")(h)
         return mean.astype(jnp.float32), logvar.astype(jnp.float32)
@@ -60,8 +66,7 @@ class Decoder(nn.Module):
     @nn.compact
     def __call__(self, z: jax.Array, condition: jax.Array | None = None) -> jax.Array:
         h = _with_condition(z, condition)
-        for i, width in enumerate(self.hidden):
-            h = nn.relu(nn.Dense(width, dtype=self.dtype, name=f"hidden_{i}")(h))
+        h = _hidden_layers(h, self.hidden, self.dtype)
         out = nn.Dense(math.prod(self.output_shape) * self.params_per_pixel, dtype=self.dtype, name="logits")(h)
         return out.astype(jnp.float32).reshape(z.shape[0], *self.output_shape, self.params_per_pixel)
 
@@ -80,8 +85,7 @@ class ConvEncoder(nn.Module):
         for i, width in enumerate(self.channels):
             h = nn.relu(nn.Conv(width, (3, 3), strides=2, padding="SAME", dtype=self.dtype, name=f"conv_{i}")(h))
         h = _with_condition(h.reshape(h.shape[0], -1), condition)  # (B, 7 * 7 * C [+ classes])
-        for i, width in enumerate(self.hidden):
-            h = nn.relu(nn.Dense(width, dtype=self.dtype, name=f"hidden_{i}")(h))
+        h = _hidden_layers(h, self.hidden, self.dtype)
         mean = nn.Dense(self.latents, dtype=self.dtype, name="mean")(h)
         logvar = nn.Dense(self.latents, dtype=self.dtype, name="logvar")(h)
         return mean.astype(jnp.float32), logvar.astype(jnp.float32)
@@ -116,8 +120,7 @@ class ConvDecoder(nn.Module):
     @nn.compact
     def __call__(self, z: jax.Array, condition: jax.Array | None = None) -> jax.Array:
         h = _with_condition(z, condition)
-        for i, width in enumerate(self.hidden):
-            h = nn.relu(nn.Dense(width, dtype=self.dtype, name=f"hidden_{i}")(h))
+        h = _hidden_layers(h, self.hidden, self.dtype)
         side = IMAGE_SHAPE[0] // 2 ** len(self.channels)  # 7 for two upsampling blocks
         h = nn.relu(nn.Dense(side * side * self.channels[0], dtype=self.dtype, name="project")(h))
         h = h.reshape(z.shape[0], side, side, self.channels[0])

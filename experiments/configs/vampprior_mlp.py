@@ -15,4 +15,5 @@ def get_config():
     config.prior.name = "vamp"
     config.prior.components = 500
     config.train.batch_size = 256
+    config.train.max_train_minutes = 55.0
     return config
