@@ -73,7 +73,10 @@ def start(workdir: str | Path, config: dict, resume: bool, write: bool = True) -
         if not config_path.is_file():
             raise RunDirError(f"Cannot resume: {workdir} holds no run ({CONFIG_FILE} is missing). "
                               "Start it without --resume.")
-        stored, given = flatten(read_json(config_path)), flatten(_to_json(config))
+        from fvae.config import with_defaults  # Keys added since the run started count at their defaults.
+
+        stored = flatten(_to_json(with_defaults(read_json(config_path)).to_dict()))
+        given = flatten(_to_json(with_defaults(_to_json(config)).to_dict()))
         differences = sorted(k for k in set(stored) | set(given)
                              if stored.get(k) != given.get(k) and k not in RESUMABLE_CHANGES)
         if differences:

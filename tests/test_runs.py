@@ -40,3 +40,18 @@ def test_metrics_lines_round_trip_and_history_rewrite(tmp_path):
 
 def test_flatten():
     assert runs.flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a.b": 1, "a.c.d": 2, "e": 3}
+
+
+def test_a_run_saved_before_new_config_keys_existed_still_resumes(tmp_path):
+    from fvae.config import defaults
+
+    old = defaults().to_dict()
+    del old["likelihood"], old["model"]["architecture"]  # As written before those keys existed.
+    workdir = tmp_path / "old"
+    workdir.mkdir()
+    (workdir / runs.CONFIG_FILE).write_text(json.dumps(old))
+    runs.start(workdir, defaults().to_dict(), resume=True)  # Same config once defaults are filled in.
+    changed = defaults()
+    changed.likelihood.name = "gaussian"
+    with pytest.raises(runs.RunDirError, match="likelihood.name"):
+        runs.start(workdir, changed.to_dict(), resume=True)
