@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from fvae.losses import iwae_bound, kl_per_dimension, log_importance_weights, log_normal_diag, log_standard_normal
+from fvae.models import reparameterize
 from fvae.train import Batch, Metrics, TrainState, as_unit_interval, unpack
 
 
@@ -120,8 +121,7 @@ def importance_weighted_log_likelihood(key: jax.Array, mean: jax.Array, logvar: 
         raise ValueError(f"sample_chunk {sample_chunk} must divide num_samples {num_samples}")
 
     def body(running, i):
-        eps = jax.random.normal(jax.random.fold_in(key, i), (sample_chunk, *mean.shape))
-        z = mean + jnp.exp(0.5 * logvar) * eps  # (C, B, D)
+        z = reparameterize(jax.random.fold_in(key, i), mean, logvar, sample_chunk)  # (C, B, D)
         log_w = log_likelihood(z) + log_prior(z) - log_normal_diag(z, mean, logvar)
         return jnp.logaddexp(running, jax.nn.logsumexp(log_w, axis=0)), None
 

@@ -35,6 +35,11 @@ def _sum_pixels(values: jax.Array) -> jax.Array:
     return values.reshape(values.shape[0], -1).sum(axis=-1)
 
 
+def _bernoulli_terms(logits: jax.Array, x: jax.Array) -> jax.Array:
+    """x log sigmoid(l) + (1 - x) log sigmoid(-l) per pixel, stable for any logit."""
+    return x * jax.nn.log_sigmoid(logits) + (1.0 - x) * jax.nn.log_sigmoid(-logits)
+
+
 @dataclasses.dataclass(frozen=True)
 class Bernoulli:
     """Independent Bernoulli pixels with probabilities sigmoid(logits); params (B, D, 1)."""
@@ -53,9 +58,7 @@ class Bernoulli:
         return self.binarize
 
     def log_prob(self, params: jax.Array, x: jax.Array) -> jax.Array:
-        logits = params[..., 0]
-        # x log sigmoid(l) + (1 - x) log sigmoid(-l), stable for any logit.
-        return _sum_pixels(x * jax.nn.log_sigmoid(logits) + (1.0 - x) * jax.nn.log_sigmoid(-logits))
+        return _sum_pixels(_bernoulli_terms(params[..., 0], x))
 
     def mean(self, params: jax.Array) -> jax.Array:
         return jax.nn.sigmoid(params[..., 0])
@@ -85,8 +88,7 @@ class ContinuousBernoulli:
 
     def log_prob(self, params: jax.Array, x: jax.Array) -> jax.Array:
         logits = params[..., 0]
-        unnormalized = x * jax.nn.log_sigmoid(logits) + (1.0 - x) * jax.nn.log_sigmoid(-logits)
-        return _sum_pixels(unnormalized + _continuous_bernoulli_log_normalizer(logits))
+        return _sum_pixels(_bernoulli_terms(logits, x) + _continuous_bernoulli_log_normalizer(logits))
 
     def mean(self, params: jax.Array) -> jax.Array:
         """E[x] = lambda / (2 lambda - 1) + 1 / (2 artanh(1 - 2 lambda)) = 1/(1 - e^-l) - 1/l."""

@@ -136,6 +136,11 @@ class ConvDecoder(nn.Module):
         return out.astype(jnp.float32).reshape(z.shape[0], NUM_PIXELS, self.params_per_pixel)
 
 
+def has_global_scale(likelihood: Likelihood) -> bool:
+    """Whether the VAE (not the decoder) supplies the likelihood's last channel: one learned scale."""
+    return isinstance(likelihood, Gaussian) and likelihood.variance == "global"
+
+
 def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array, num_samples: int | None = None
                    ) -> jax.Array:
     """z = mean + sigma * eps with eps ~ N(0, I): differentiable in mean and logvar.
@@ -170,7 +175,7 @@ class VAE(nn.Module):
 
     @property
     def _global_scale(self) -> bool:
-        return isinstance(self.likelihood, Gaussian) and self.likelihood.variance == "global"
+        return has_global_scale(self.likelihood)
 
     @property
     def latents(self) -> int:
@@ -272,8 +277,7 @@ def build_model(config) -> VAE:
     m = config.model
     dtype = COMPUTE_DTYPES[m.compute_dtype]
     likelihood = build_likelihood(config.likelihood)
-    per_pixel = likelihood.params_per_pixel - (1 if isinstance(likelihood, Gaussian) and
-                                                 likelihood.variance == "global" else 0)
+    per_pixel = likelihood.params_per_pixel - int(has_global_scale(likelihood))  # Decoder channels per pixel.
     if m.architecture == "conv":
         encoder = ConvEncoder(tuple(m.conv_channels), tuple(m.encoder_hidden), m.latents, dtype)
         decoder = ConvDecoder(tuple(reversed(m.conv_channels)), tuple(m.decoder_hidden), per_pixel, m.upsample,

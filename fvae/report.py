@@ -104,7 +104,7 @@ def _pictures(state, config, splits, test_codes, keys, workdir: Path, out: Path,
                                                                     sample_labels(config, 64))),
                           samples_title(config))
     if config.model.conditional:
-        per_class = np.repeat(np.arange(10, dtype=np.int32), 10)  # 10 samples of each class, one class per row
+        per_class = np.repeat(np.arange(data.NUM_CLASSES, dtype=np.int32), 10)  # 10 samples of each class, one class per row
         plots.save_image_grid(saved("class_conditional.png"), np.asarray(generate(state, keys["sample"], 100,
                                                                                   per_class)),
                               "10 samples of each class (one class per row)", columns=10,

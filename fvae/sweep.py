@@ -35,11 +35,7 @@ def load_config(name: str, overrides: list[str]) -> ml_collections.ConfigDict:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
             value = text  # A bare string such as likelihood.name=gaussian.
-        *parents, leaf = key.split(".")
-        node = config
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
+        config.update_from_flattened_dict({key: value})
     return config
 
 
