@@ -31,7 +31,8 @@ from fvae.sweep import load_config
 
 flags.DEFINE_list("configs", ["mlp500", "default"], "Config modules under experiments/configs.")
 flags.DEFINE_string("out", "benchmarks", "Folder for benchmark.json and benchmark.md.")
-flags.DEFINE_list("set", [], "Overrides for every config, e.g. train.unroll=False,train.steps_per_call=0.")
+flags.DEFINE_multi_string("set", [], "Overrides for every config, comma-separated or repeated, e.g. "
+                          "--set train.unroll=False,train.steps_per_call=0.")
 flags.DEFINE_integer("train_images", 55_000, "Training images per epoch (synthetic).")
 flags.DEFINE_integer("epochs", 3, "Timed epochs per path (after one warm-up epoch).")
 flags.DEFINE_integer("batch_size", 0, "Override every config's batch size (0: keep the config's).")

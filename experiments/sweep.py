@@ -27,7 +27,8 @@ from fvae.sweep import load_config, markdown_table, run_one  # noqa: E402
 
 flags.DEFINE_list("configs", None, "Config modules under experiments/configs, e.g. default,iwae.", required=True)
 flags.DEFINE_string("workdir", "runs/sweep", "Folder for the runs and the results table.")
-flags.DEFINE_list("set", [], "Overrides for every config, e.g. train.max_train_minutes=3,train.max_epochs=20.")
+flags.DEFINE_multi_string("set", [], "Overrides for every config, comma-separated or repeated, e.g. "
+                          "--set train.max_epochs=20,model.encoder_hidden=(512,256) --set train.batch_size=64.")
 flags.DEFINE_integer("iwae_samples", 1000, "Importance samples K for the test -log p(x).")
 flags.DEFINE_integer("eval_images", 0, "Evaluate on the first N test images (0: all 10,000).")
 FLAGS = flags.FLAGS

@@ -26,6 +26,20 @@ flags.DEFINE_bool("resume", False, "Continue the run in --workdir from its lates
 flags.DEFINE_bool("progress", True, "Show a progress bar per epoch.")
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, after checking every --config.KEY override against the schema: a typo
+    gets one message naming the key and the nearest valid keys, not an ml_collections traceback."""
+    from fvae.config import check_key
+
+    for arg in argv[1:]:
+        if arg.startswith("--config."):
+            try:
+                check_key(arg[len("--config."):].split("=", 1)[0])
+            except ValueError as err:
+                sys.exit(f"error: {arg}: {err}")
+    return app.parse_flags_with_usage(argv)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -43,4 +57,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

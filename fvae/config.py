@@ -84,6 +84,43 @@ def defaults() -> ml_collections.ConfigDict:
     return config
 
 
+def check_key(key: str) -> None:
+    """Raises ValueError naming an unknown config key and the nearest valid keys."""
+    known = sorted(flatten(defaults().to_dict()))
+    if key in known:
+        return
+    import difflib
+
+    nearest = difflib.get_close_matches(key, known, n=3, cutoff=0.5) or [
+        k for k in known if k.split(".")[0] == key.split(".")[0]][:6]
+    raise ValueError(f"unknown config key {key!r}; nearest valid keys: {', '.join(nearest) or 'none'} "
+                     "(every key and its default: fvae/config.py, defaults())")
+
+
+def split_overrides(values: list[str]) -> list[str]:
+    """["a=1,b=(2,3)", "c=x"] -> ["a=1", "b=(2,3)", "c=x"]: splits on commas outside brackets and quotes,
+    so tuple values such as model.encoder_hidden=(512,256) stay whole."""
+    parts = []
+    for value in values:
+        depth, quote, current = 0, "", ""
+        for char in value:
+            if quote:
+                quote = "" if char == quote else quote
+            elif char in "'\"":
+                quote = char
+            elif char in "([{":
+                depth += 1
+            elif char in ")]}":
+                depth -= 1
+            elif char == "," and depth == 0:
+                parts.append(current)
+                current = ""
+                continue
+            current += char
+        parts.append(current)
+    return [p.strip() for p in parts if p.strip()]
+
+
 def with_defaults(values: dict) -> ml_collections.ConfigDict:
     """A saved config (e.g. a run's config.json) on top of defaults(): runs saved before a key
     existed load with that key's default (which is what they ran with). JSON lists become tuples."""

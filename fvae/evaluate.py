@@ -143,36 +143,40 @@ def model_log_likelihood(state: TrainState, x: jax.Array, labels: jax.Array | No
 
 
 @functools.partial(jax.jit, static_argnames=("num_samples", "sample_chunk", "unroll"))
-def _batch_negative_log_likelihood(state: TrainState, batch: jax.Array, labels: jax.Array | None, valid: jax.Array,
-                                   key: jax.Array, num_samples: int, sample_chunk: int, unroll: bool) -> jax.Array:
-    """Sum over the valid images of one batch of the IWAE estimate of -log p(x)."""
+def _batch_log_likelihoods(state: TrainState, batch: jax.Array, labels: jax.Array | None, key: jax.Array,
+                           num_samples: int, sample_chunk: int, unroll: bool) -> jax.Array:
+    """IWAE estimates of log p(x) for one batch of images: (B,)."""
     x = as_unit_interval(batch).reshape(batch.shape[0], -1)
     mean, logvar = _apply(state, x, labels, method="encode")
-    log_px = importance_weighted_log_likelihood(
+    return importance_weighted_log_likelihood(
         key, mean, logvar, model_log_likelihood(state, x, labels), num_samples, sample_chunk,
         lambda z: _apply(state, z, method="log_prior"), unroll)
-    return jnp.sum(jnp.where(valid, -log_px, 0.0))
+
+
+def iwae_log_likelihoods(state: TrainState, images: jax.Array, key: jax.Array, num_samples: int = 1000,
+                         batch_size: int = 100, sample_chunk: int = 100, labels: jax.Array | None = None,
+                         unroll: bool = False) -> jax.Array:
+    """Per-image IWAE estimates of log p(x) in nats: (N,) (lower bounds on log p(x) in expectation).
+
+    Uses the model's own likelihood and prior (N(0, I) or VampPrior). One compiled call
+    per batch of images, dispatched without waiting (batch i uses fold_in(key, i)); memory
+    is bounded by batch_size * sample_chunk decoder outputs; the last batch is padded and
+    the padding dropped. labels (N,): for conditional models (then it is log p(x | label)).
+    unroll: the sample chunks as straight-line code (conv models on CPU).
+    """
+    batches, _ = _padded_batches(images, batch_size)
+    label_batches = None if labels is None else _padded_batches(labels, batch_size)[0]
+    parts = [_batch_log_likelihoods(state, batches[i], None if label_batches is None else label_batches[i],
+                                    jax.random.fold_in(key, i), num_samples, sample_chunk, unroll)
+             for i in range(len(batches))]
+    return jnp.concatenate(parts)[:images.shape[0]]
 
 
 def iwae_nll(state: TrainState, images: jax.Array, key: jax.Array, num_samples: int = 1000,
              batch_size: int = 100, sample_chunk: int = 100, labels: jax.Array | None = None,
              unroll: bool = False) -> jax.Array:
-    """Mean IWAE estimate of -log p(x) in nats per image over `images`.
-
-    Uses the model's own likelihood and prior (N(0, I) or VampPrior). One compiled call
-    per batch of images, dispatched without waiting (batch i uses fold_in(key, i)); memory
-    is bounded by batch_size * sample_chunk decoder outputs; the last batch is padded and
-    the padding masked out. labels (N,): for conditional models (then it is -log p(x | label)).
-    unroll: the sample chunks as straight-line code (conv models on CPU).
-    """
-    batches, mask = _padded_batches(images, batch_size)
-    label_batches = None if labels is None else _padded_batches(labels, batch_size)[0]
-    total = jnp.zeros(())
-    for i in range(len(batches)):
-        total = total + _batch_negative_log_likelihood(
-            state, batches[i], None if label_batches is None else label_batches[i], mask[i],
-            jax.random.fold_in(key, i), num_samples, sample_chunk, unroll)
-    return total / images.shape[0]
+    """Mean IWAE estimate of -log p(x) in nats per image over `images` (see iwae_log_likelihoods)."""
+    return -jnp.mean(iwae_log_likelihoods(state, images, key, num_samples, batch_size, sample_chunk, labels, unroll))
 
 
 def _map_images(fn: Callable, images, batch_size: int, unroll: bool = False):

@@ -1,4 +1,5 @@
-"""Decoder likelihoods p(x|z) over the 784 pixels, each a fully normalized log density.
+"""Decoder likelihoods p(x|z) over the 784 pixels: normalized log densities, except the
+Bernoulli on grey pixels (the customary BCE objective, see below).
 
 A likelihood reads the decoder's per-pixel parameters `params` (B, D, P) (P =
 `params_per_pixel`) and pixels `x` (B, D) in [0, 1], and returns log p(x|z) summed over

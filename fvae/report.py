@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from fvae import data, plots, runs
-from fvae.evaluate import (decode, encode_dataset, evaluate_elbo, generate, iwae_nll, latent_statistics,
+from fvae.evaluate import (decode, encode_dataset, evaluate_elbo, generate, iwae_log_likelihoods, latent_statistics,
                            reconstruct)
 from fvae.likelihoods import bits_per_dim, build_likelihood
 from fvae.representations import knn_accuracy, linear_probe_accuracy
@@ -57,9 +57,13 @@ def evaluate_run(workdir: str | Path, iwae_samples=(1000,), split: str = "test",
     metrics["seconds_elbo_and_latents"] = time.perf_counter() - start
     for k in iwae_samples:
         start = time.perf_counter()
-        nll = float(iwae_nll(state, device_images, jax.random.fold_in(keys["eval"], k), num_samples=k,
-                             batch_size=100, sample_chunk=math.gcd(k, 100), labels=device_labels, unroll=unroll))
+        per_image = -np.asarray(iwae_log_likelihoods(
+            state, device_images, jax.random.fold_in(keys["eval"], k), num_samples=k, batch_size=100,
+            sample_chunk=math.gcd(k, 100), labels=device_labels, unroll=unroll), np.float64)
+        nll = float(np.mean(per_image))
         metrics[f"iwae_nll_k{k}"] = nll
+        # Standard error of the mean over the images (their spread, plus the Monte Carlo noise).
+        metrics[f"iwae_nll_k{k}_stderr"] = float(np.std(per_image, ddof=1) / math.sqrt(len(per_image)))
         if discrete:
             metrics[f"iwae_bits_per_dim_k{k}"] = bits_per_dim(nll)
         metrics[f"seconds_iwae_k{k}"] = time.perf_counter() - start

@@ -26,7 +26,8 @@ from fvae.checkpoint import Checkpoints
 from fvae.evaluate import evaluate_elbo, generate, reconstruct
 from fvae.config import objective, validate
 from fvae.models import build_model
-from fvae.train import EarlyStopping, TrainState, create_train_state, train_epoch, train_epoch_stepwise
+from fvae.train import (EarlyStopping, TrainState, create_train_state, first_nonfinite_step, train_epoch,
+                        train_epoch_stepwise)
 
 
 class NonFiniteError(FloatingPointError):
@@ -76,14 +77,11 @@ class Interrupted(RuntimeError):
     """SIGTERM/SIGINT stopped training cleanly after a saved epoch; the message says how to resume."""
 
 
-def _finite_or_raise(epoch: int, record: dict[str, float], nonfinite_step: int, workdir: Path) -> None:
-    bad = {k: v for k, v in record.items() if not math.isfinite(v)}
-    if bad or nonfinite_step >= 0:
-        where = f"step {nonfinite_step}" if nonfinite_step >= 0 else "validation"
-        raise NonFiniteError(
-            f"Epoch {epoch}, {where}: the loss became NaN or Inf ({bad}). Likely causes: a learning rate "
-            f"too high, corrupt input data, or overflow in exp(logvar). Nothing of epoch {epoch} was saved; "
-            f"the latest checkpoint in {workdir} is the last good epoch.")
+def _raise_nonfinite(epoch: int, where: str, workdir: Path) -> None:
+    raise NonFiniteError(
+        f"Epoch {epoch}, {where}: the loss became NaN or Inf. Likely causes: a learning rate too high, corrupt "
+        f"input data, or overflow in exp(logvar). Nothing of epoch {epoch} was saved; the latest checkpoint in "
+        f"{workdir} is the last good epoch.")
 
 
 class _StopSignals:
@@ -159,8 +157,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
         log = lambda _: None  # noqa: E731 -- process 0 reports for everyone.
         progress = False
     workdir = Path(workdir)
+    changes = runs.start(workdir, config.to_dict(), resume, write=False)  # Refuse misuse before loading data.
+    splits = load_splits(config)  # What can fail before training fails before the run directory exists.
     if jax.process_count() > 1:  # Every process checks the directory before process 0 writes to it.
-        runs.start(workdir, config.to_dict(), resume, write=False)
         multihost_utils.sync_global_devices("fvae: run directory checked")
     lock = runs.exclusive(workdir) if where.is_writer else contextlib.nullcontext()
     with lock, _StopSignals() as stop:
@@ -169,23 +168,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
             _note_version_changes(workdir, log)
         if jax.process_count() > 1:
             multihost_utils.sync_global_devices("fvae: run directory ready")
-        return _train(config, workdir, resume, log, progress, where, stop)
+        return _train(config, splits, workdir, resume, changes, log, progress, where, stop)
 
 
 def _note_version_changes(workdir: Path, log: Callable[[str], None]) -> None:
     """Says when a resumed run continues under other package versions than it started with."""
     path = workdir / runs.VERSIONS_FILE
     recorded, now = (runs.read_json(path) if path.is_file() else {}), runs.versions()
-    changed = {k: (recorded.get(k), v) for k, v in now.items() if recorded.get(k) != v}
+    changed = {k: (recorded[k], v) for k, v in now.items() if k in recorded and recorded[k] != v}
     if recorded and changed:
         log("Note: package versions differ from the run's versions.json (results may not be bit-identical): "
             + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
 
 
-def _train(config: ml_collections.ConfigDict, workdir: Path, resume: bool, log, progress: bool,
-           where: Placement, stop: _StopSignals) -> dict:
+def _train(config: ml_collections.ConfigDict, splits: data.Splits, workdir: Path, resume: bool,
+           changes: dict[str, tuple], log, progress: bool, where: Placement, stop: _StopSignals) -> dict:
     t = config.train
-    splits = load_splits(config)
     keys = where.put(run_keys(config.seed))
     state = where.put(initial_state(config))
     train_images = where.put(splits.train_images) if t.on_device else splits.train_images
@@ -197,8 +195,8 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, resume: bool, log, 
     checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep)
     stopper, history, start_epoch = EarlyStopping(t.patience, t.min_delta), [], 1
     if resume and checkpoints.latest_epoch() is not None:
-        state, meta = checkpoints.restore_latest(state)
-        stopper, history = EarlyStopping.from_dict(meta["early_stopping"]), meta["history"]
+        state, meta = checkpoints.restore_latest(state, log)
+        stopper, history = _resumed_stopper(meta["early_stopping"], t, changes, log), meta["history"]
         start_epoch = meta["epoch"] + 1
         if where.is_writer:
             runs.write_history(workdir, history)  # Drops lines written after the checkpoint.
@@ -213,10 +211,8 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, resume: bool, log, 
             if t.max_train_minutes and sum(r["seconds"] for r in history) >= 60 * t.max_train_minutes:
                 log(f"Stopping after epoch {epoch - 1}: the training budget of {t.max_train_minutes} minutes is spent.")
                 break
-            state, record, nonfinite_step = _run_epoch(state, (train_images, train_labels),
-                                                       (val_images, val_labels), keys, epoch, config, where,
-                                                       progress)
-            _finite_or_raise(epoch, record, nonfinite_step, workdir)
+            state, record = _run_epoch(state, (train_images, train_labels), (val_images, val_labels), keys, epoch,
+                                       config, where, progress, workdir)
             improved = stopper.update(epoch, record["val_loss"])
             record.update(epoch=epoch, images_per_second=steps_per_epoch * t.batch_size / record["seconds"])
             history.append(record)
@@ -248,6 +244,23 @@ def _train(config: ml_collections.ConfigDict, workdir: Path, resume: bool, log, 
     return summary
 
 
+def _resumed_stopper(saved: dict, t: ml_collections.ConfigDict, changes: dict[str, tuple], log) -> EarlyStopping:
+    """The early-stopping state of a resumed run, under the config's (possibly raised) patience.
+
+    A run that early stopping had ended, resumed with a larger max_epochs or
+    max_train_minutes, is asked to train longer: its patience count starts afresh (the
+    best epoch so far is kept). A larger patience alone continues the count as it stands.
+    """
+    stopper = EarlyStopping.from_dict({**saved, "patience": t.patience})
+    raised = [k for k in ("train.max_epochs", "train.max_train_minutes") if k in changes]
+    if raised and stopper.should_stop:
+        log(f"The run had stopped early ({stopper.bad_epochs} epochs without improvement); "
+            f"{' and '.join(raised)} changed, so training continues with a fresh patience of {t.patience} epochs "
+            f"(best so far: epoch {stopper.best_epoch}).")
+        stopper.bad_epochs = 0
+    return stopper
+
+
 def _tensorboard(workdir: Path):
     """TensorBoard event files in <workdir>/tensorboard (`tensorboard --logdir runs` shows all runs)."""
     from flax.metrics import tensorboard
@@ -256,12 +269,14 @@ def _tensorboard(workdir: Path):
 
 
 def _run_epoch(state: TrainState, train, val, keys, epoch: int, config: ml_collections.ConfigDict,
-               where: Placement, progress: bool) -> tuple[TrainState, dict, int]:
-    """Trains one epoch and evaluates on validation; returns the state, the epoch record and
-    the first non-finite step (-1 if none). train, val: (images, labels or None).
+               where: Placement, progress: bool, workdir: Path) -> tuple[TrainState, dict]:
+    """Trains one epoch and evaluates on validation; returns the state and the epoch record.
+    train, val: (images, labels or None).
 
-    The validation loss (what early stopping and the best checkpoint follow) is the true
-    negative ELBO, or the IWAE bound with the training K: never the weighted training loss.
+    A NaN/Inf loss raises NonFiniteError right after the block (or step) it happened in,
+    naming epoch and step; validation does not run. The validation loss (what early
+    stopping and the best checkpoint follow) is the true negative ELBO, or the IWAE bound
+    with the training K: never the weighted training loss.
     """
     from tqdm.auto import tqdm
 
@@ -278,26 +293,36 @@ def _run_epoch(state: TrainState, train, val, keys, epoch: int, config: ml_colle
             state, train_metrics = train_epoch_stepwise(state, train_images, keys["train"], keys["shuffle"],
                                                         epoch, t.batch_size, bar.update, where.batch_sharding,
                                                         train_labels)
+        nonfinite_step = first_nonfinite_step(train_metrics)
+        if nonfinite_step >= 0:
+            _raise_nonfinite(epoch, f"step {nonfinite_step}", workdir)
+        del train_metrics["nonfinite_step"]
         val_metrics = evaluate_elbo(state, val_images, keys["eval"], t.eval_batch_size, where.batch_sharding,
                                     val_labels, config.objective.iwae_samples, t.unroll)
-        nonfinite_step = int(to_host(train_metrics.pop("nonfinite_step")))
         record = {f"train_{k}": v for k, v in to_host(train_metrics).items()}
         record.update({f"val_{k}": v for k, v in to_host(val_metrics).items()})
+    bad = sorted(k for k, v in record.items() if not math.isfinite(v))
+    if bad:
+        _raise_nonfinite(epoch, f"validation ({', '.join(bad)})", workdir)
     record["seconds"] = time.perf_counter() - start
-    return state, record, nonfinite_step
+    return state, record
 
 
 def _final_report(state: TrainState, splits: data.Splits, val_images, test_images, keys,
                   config: ml_collections.ConfigDict, workdir: Path, stopper: EarlyStopping,
                   history: list[dict], where: Placement) -> dict:
-    """Test metrics of the best epoch (the only use of the test set) and the pictures."""
+    """Test metrics of the best epoch (the only use of the test set) and the pictures.
+
+    The losses are the bound the best epoch was chosen on: the negative ELBO, or the IWAE
+    bound with the training K for IWAE runs.
+    """
     test_labels = where.put(conditioning_labels(config, splits.test_labels))
     val_labels = where.put(conditioning_labels(config, splits.val_labels))
-    t = config.train
+    t, k = config.train, config.objective.iwae_samples
     test = evaluate_elbo(state, test_images, keys["eval"], t.eval_batch_size, where.batch_sharding, test_labels,
-                         unroll=t.unroll)
+                         k, t.unroll)
     val = evaluate_elbo(state, val_images, keys["eval"], t.eval_batch_size, where.batch_sharding, val_labels,
-                        unroll=t.unroll)
+                        k, t.unroll)
     summary = {"best_epoch": stopper.best_epoch, "epochs_trained": len(history),
                "train_seconds": sum(r["seconds"] for r in history)}
     summary.update({f"test_{k}": v for k, v in to_host(test).items()})

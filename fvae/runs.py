@@ -23,8 +23,8 @@ TEST_METRICS_FILE = "test_metrics.json"
 VERSIONS_FILE = "versions.json"
 LOCK_FILE = ".lock"
 PACKAGES = ("fvae", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "numpy")
-# Config keys that may change when a run is resumed (e.g. to train it for longer).
-RESUMABLE_CHANGES = ("train.max_epochs",)
+# Config keys that may change when a run is resumed: the limits, to train it for longer.
+RESUMABLE_CHANGES = ("train.max_epochs", "train.patience", "train.max_train_minutes")
 
 
 class RunDirError(RuntimeError):
@@ -60,11 +60,13 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def start(workdir: str | Path, config: dict, resume: bool, write: bool = True) -> Path:
+def start(workdir: str | Path, config: dict, resume: bool, write: bool = True) -> dict[str, tuple]:
     """Creates a new run directory with its config, or checks one that is resumed.
 
-    New run: `workdir` must not exist or be empty. Resume: it must hold a run whose
-    config equals `config` except for RESUMABLE_CHANGES. write=False only checks (for
+    New run: `workdir` must not exist, be empty, or hold a run that never saved an epoch
+    (a start that failed before training; it is started afresh). Resume: it must hold a
+    run whose config equals `config` except for RESUMABLE_CHANGES. Returns the resumable
+    keys that changed, {key: (run's value, given value)}. write=False only checks (for
     processes other than 0 in a multi-host run).
     """
     workdir = Path(workdir)
@@ -85,26 +87,51 @@ def start(workdir: str | Path, config: dict, resume: bool, write: bool = True) -
                               "Resume without --config to use the run's own config, or start a new run directory.")
         if write:
             write_json(config_path, _to_json(config))
-        return workdir
-    if workdir.exists() and any(p.name != LOCK_FILE and not p.name.endswith(".tmp") for p in workdir.iterdir()):
+        return {k: (stored.get(k), given.get(k)) for k in RESUMABLE_CHANGES if stored.get(k) != given.get(k)}
+    if workdir.exists() and not _never_trained(workdir) and any(
+            p.name != LOCK_FILE and not p.name.endswith(".tmp") for p in workdir.iterdir()):
         raise RunDirError(f"{workdir} already holds files; refusing to overwrite a run. "
                           "Use --resume to continue it, or choose a new --workdir.")
     if write:
         workdir.mkdir(parents=True, exist_ok=True)
         write_json(workdir / VERSIONS_FILE, versions())
         write_json(config_path, _to_json(config))  # Written last: its presence marks a run.
-    return workdir
+    return {}
+
+
+def _never_trained(workdir: Path) -> bool:
+    """A run directory whose start failed before any epoch was saved: nothing in it to lose."""
+    checkpoints = workdir / "checkpoints"
+    saved = checkpoints.is_dir() and any(p.name.isdigit() for sub in checkpoints.iterdir() if sub.is_dir()
+                                         for p in sub.iterdir())
+    return ((workdir / CONFIG_FILE).is_file() and not saved and not load_history(workdir)
+            and not (workdir / TEST_METRICS_FILE).exists())
 
 
 def versions() -> dict[str, str]:
     """Versions of Python and of the packages a run's results depend on."""
-    found = {"python": platform.python_version()}
+    found = {"python": platform.python_version(), "cpu": cpu_model()}
     for name in PACKAGES:
         try:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             found[name] = "not installed"
     return found
+
+
+def cpu_model() -> str:
+    """The CPU model with its family/model/stepping and widest vector extensions (XLA:CPU compiles
+    for what it finds, so bit-identical results need the same CPU type and jax build)."""
+    try:
+        fields = {}
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return platform.processor() or platform.machine()
+    vector = [f for f in ("avx512f", "avx512_bf16", "amx_tile", "avx2") if f in fields.get("flags", "").split()]
+    return (f"{fields.get('model name', platform.machine())} (family {fields.get('cpu family', '?')}, model "
+            f"{fields.get('model', '?')}, stepping {fields.get('stepping', '?')}; {' '.join(vector) or 'no avx2'})")
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@ from pathlib import Path
 import ml_collections
 
 from fvae import runs
+from fvae.config import check_key, split_overrides
 from fvae.report import evaluate_run
 from fvae.runner import train_and_evaluate
 
@@ -20,17 +21,19 @@ COLUMNS = ("config", "likelihood", "test -log p(x), nats", "bits/dim", "neg. ELB
 
 
 def load_config(name: str, overrides: list[str]) -> ml_collections.ConfigDict:
-    """experiments/configs/<name>.py with `key.path=value` overrides (values as Python literals)."""
+    """experiments/configs/<name>.py with `key.path=value` overrides (values as Python literals;
+    one string may hold several, comma-separated: see fvae.config.split_overrides)."""
     try:
         module = importlib.import_module(f"experiments.configs.{name}")
     except ModuleNotFoundError as err:
         known = sorted(p.stem for p in CONFIG_DIR.glob("*.py") if p.stem != "__init__")
         raise ValueError(f"no config {name!r} in experiments/configs (known: {', '.join(known)})") from err
     config = module.get_config()
-    for override in overrides:
+    for override in split_overrides(overrides):
         key, sep, text = override.partition("=")
         if not sep:
             raise ValueError(f"--set expects key=value, got {override!r}")
+        check_key(key)
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):

@@ -143,46 +143,58 @@ def _accumulate(totals: Metrics | None, new: Metrics) -> Metrics:
     return summed
 
 
+def first_nonfinite_step(metrics: Metrics) -> int:
+    """The global step whose loss was first NaN/Inf (-1 if none); waits for the device."""
+    return int(np.asarray(metrics["nonfinite_step"].addressable_data(0)))
+
+
 def train_epoch(state: TrainState, images: jax.Array, key: jax.Array, shuffle_key: jax.Array,
                 epoch: int, batch_size: int, steps_per_call: int = 0,
                 on_progress: Callable[[int], None] | None = None,
                 batch_sharding: jax.sharding.Sharding | None = None,
-                labels: jax.Array | None = None, unroll: bool = False) -> tuple[TrainState, Metrics]:
+                labels: jax.Array | None = None, unroll: bool = False,
+                stop_on_nonfinite: bool = True) -> tuple[TrainState, Metrics]:
     """One epoch on device in blocks of `steps_per_call` steps (0: the whole epoch in one call).
 
     `on_progress(steps_done_in_block)` is called after each block is dispatched (for a
-    progress bar). Returns the state and the epoch's mean metrics (device arrays), with
-    "nonfinite_step" as in `train_steps`.
+    progress bar). Returns the state and the mean metrics of the steps run (device
+    arrays), with "nonfinite_step" as in `train_steps`. stop_on_nonfinite: after each
+    block, wait for it and return early if a loss was NaN/Inf (no later block runs);
+    False dispatches all blocks without waiting.
     """
     indices = epoch_batches(shuffle_key, epoch, images.shape[0], batch_size)
     steps = indices.shape[0]
     if steps == 0:
         raise ValueError(f"batch_size {batch_size} exceeds the {images.shape[0]} training images")
     block = steps_per_call or steps
-    totals = None
+    totals, done = None, 0
     for start in range(0, steps, block):
         state, sums = train_steps(state, images, indices[start:start + block], key, batch_sharding, labels, unroll)
-        totals = _accumulate(totals, sums)
+        totals, done = _accumulate(totals, sums), min(start + block, steps)
         if on_progress is not None:
-            on_progress(min(block, steps - start))
-    return state, _mean_metrics(totals, steps)
+            on_progress(done - start)
+        if stop_on_nonfinite and first_nonfinite_step(sums) >= 0:
+            break
+    return state, _mean_metrics(totals, done)
 
 
 def train_epoch_stepwise(state: TrainState, images: np.ndarray, key: jax.Array,
                          shuffle_key: jax.Array, epoch: int, batch_size: int,
                          on_progress: Callable[[int], None] | None = None,
                          batch_sharding: jax.sharding.Sharding | None = None,
-                         labels: np.ndarray | None = None) -> tuple[TrainState, Metrics]:
+                         labels: np.ndarray | None = None,
+                         stop_on_nonfinite: bool = True) -> tuple[TrainState, Metrics]:
     """The per-step host loop for data that stays on the host: same batches, same results.
 
     Each batch is gathered from host memory and fed to the jitted `train_step`. With
     `batch_sharding` (data parallelism, many processes) each process gathers only the
-    rows of every batch that its own devices hold.
+    rows of every batch that its own devices hold. stop_on_nonfinite: wait for each step
+    and return right after one whose loss is NaN/Inf (metrics as in `train_epoch`).
     """
     indices = epoch_batches(shuffle_key, epoch, images.shape[0], batch_size)
     indices = np.asarray(indices.addressable_data(0))  # Same on every process.
     rows = _process_rows(batch_sharding, batch_size)
-    totals = None
+    totals, done = None, 0
     for row in indices:
         batch = images[row[rows]] if labels is None else {"image": images[row[rows]], "label": labels[row[rows]]}
         if batch_sharding is not None:
@@ -190,10 +202,12 @@ def train_epoch_stepwise(state: TrainState, images: np.ndarray, key: jax.Array,
         step = state.step + 1
         state, metrics = train_step(state, batch, key)
         metrics["nonfinite_step"] = jnp.where(jnp.isfinite(metrics["loss"]), -1, step)
-        totals = _accumulate(totals, metrics)
+        totals, done = _accumulate(totals, metrics), done + 1
         if on_progress is not None:
             on_progress(1)
-    return state, _mean_metrics(totals, len(indices))
+        if stop_on_nonfinite and first_nonfinite_step(metrics) >= 0:
+            break
+    return state, _mean_metrics(totals, done)
 
 
 def _process_rows(batch_sharding: jax.sharding.Sharding | None, batch_size: int) -> slice:

@@ -12,9 +12,14 @@ PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -r requirements.txt
-.venv/bin/python -m pip install --quiet --no-deps -e .
+# pip, quiet except for real problems: a machine-wide pip.conf that names index folders which do
+# not exist makes pip print one "Location ... is ignored" line per package; those lines are dropped.
+pip_install() {
+  .venv/bin/python -m pip install --quiet "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+pip_install --upgrade pip
+pip_install -r requirements.txt
+pip_install --no-deps -e .
 
 if [ -z "${FVAE_MANUAL_DIR:-}" ] && [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
   if [ "$(id -u)" = 0 ]; then

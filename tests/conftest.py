@@ -33,14 +33,35 @@ def prepared_data_dir(original_files, tmp_path_factory) -> Path:
     return data.prepare(tmp_path_factory.mktemp("tfds"), original_files)
 
 
-# Figures of tests/test_reliability.py, printed in the summary of every pytest run.
+# Figures of tests/test_reliability.py, printed in the summary of every pytest run. Outcomes are
+# counted from the test reports (passed and failed alike); the kill test adds how many SIGKILLs
+# it sent and how many of them landed during a checkpoint write.
 RELIABILITY = collections.Counter()
+RELIABILITY_FAILURES = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    marker = item.get_closest_marker("reliability")
+    if marker is None or report.when not in ("setup", "call") or report.skipped:
+        return
+    if report.when == "call" or report.failed:  # A failed fixture counts as a failed test.
+        kind = marker.args[0]
+        RELIABILITY[kind, "tests"] += 1
+        RELIABILITY[kind, "passed"] += report.passed
+        if report.failed:
+            RELIABILITY_FAILURES.append(item.name)
 
 
 def pytest_terminal_summary(terminalreporter):
-    if RELIABILITY:
-        r = RELIABILITY
-        terminalreporter.write_line(
-            f"reliability: kills survived: {r['kills_survived']}/{r['kills']} "
-            f"({r['kills_during_checkpoint_writes']} during checkpoint writes), "
-            f"bad inputs rejected cleanly: {r['bad_inputs_rejected']}/{r['bad_inputs']}, runs lost: {r['runs_lost']}")
+    r = RELIABILITY
+    if not any(key[1] == "tests" for key in r if isinstance(key, tuple)):
+        return
+    line = (f"reliability: kill-and-resume tests passed {r['kills', 'passed']}/{r['kills', 'tests']} "
+            f"({r['sigkills']} SIGKILLs sent, {r['sigkills_during_checkpoint_writes']} during checkpoint writes; "
+            f"runs that ended differently: {r['runs_lost']}); bad-input tests passed "
+            f"{r['bad input', 'passed']}/{r['bad input', 'tests']}")
+    failed = len(RELIABILITY_FAILURES)
+    line += f"; FAILED: {failed} ({', '.join(RELIABILITY_FAILURES)})" if failed else "; failed: 0"
+    terminalreporter.write_line(line, red=bool(failed), green=not failed)

@@ -28,6 +28,19 @@ def new_state(seed: int = 0, lr: float = 1e-3) -> train.TrainState:
     return train.create_train_state(small_model(), jax.random.key(seed), fake_images(1), lr)
 
 
+def bound_slack(state: train.TrainState, images, labels, num_samples: int, sigmas: float = 4.0) -> float:
+    """How far a mean K-sample IWAE estimate of -log p(x) may exceed the mean ELBO estimate on the
+    same images by Monte Carlo noise alone: `sigmas` standard errors of the per-image difference
+    (estimated here with fresh draws; in expectation the difference is <= 0)."""
+    from fvae.evaluate import iwae_log_likelihoods
+
+    chunk = min(num_samples, 10)
+    iwae = iwae_log_likelihoods(state, images, jax.random.key(101), num_samples, 100, chunk, labels)
+    elbo = iwae_log_likelihoods(state, images, jax.random.key(102), 1, 100, 1, labels)
+    difference = np.asarray(elbo - iwae, np.float64)  # -log p(x) by IWAE minus by the ELBO, per image
+    return sigmas * float(np.std(difference, ddof=1)) / np.sqrt(len(difference))
+
+
 def params_equal(a, b) -> bool:
     return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(jnp.array_equal(x, y)), a, b)))
 

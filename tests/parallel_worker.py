@@ -1,5 +1,7 @@
-"""Run in a subprocess (device count is fixed at jax import): trains the same small model on
-one device and data-parallel on all devices, and prints the differences as JSON."""
+"""Run in a subprocess (device count is fixed at jax import): trains the same small models on
+one device and data-parallel on all devices, and prints the differences as JSON. Covers the
+on-device and per-step paths, a conditional model (labels sharded with the images), and the
+batch-size check that only has work to do with more than one device."""
 
 import json
 
@@ -9,35 +11,55 @@ import numpy as np
 
 from fvae import parallel, train
 from fvae.evaluate import evaluate_elbo
+from fvae.models import VAE, Decoder, Encoder
 from tests.helpers import fake_images, new_state
 
 
-def run(mesh, on_device: bool):
+def conditional_state():
+    model = VAE(Encoder((64,), 8), Decoder((64,), (784,)), num_classes=10)
+    return train.create_train_state(model, jax.random.key(0), fake_images(1), 1e-3)
+
+
+def run(mesh, on_device: bool, conditional: bool = False):
     images = fake_images(1024)
-    state, key, shuffle_key = new_state(), jax.random.key(1), jax.random.key(2)
+    labels = np.random.default_rng(0).integers(0, 10, 1024).astype(np.int32) if conditional else None
+    state, key, shuffle_key = (conditional_state() if conditional else new_state()), jax.random.key(1), jax.random.key(2)
     sharding = None
     if mesh is not None:
         state, key, shuffle_key = parallel.replicate((state, key, shuffle_key), mesh)
         sharding = parallel.batch_sharded(mesh)
-    device_images = parallel.replicate(images, mesh) if mesh is not None else jnp.asarray(images)
+    put = (lambda a: parallel.replicate(a, mesh)) if mesh is not None else jnp.asarray
+    device_images = put(images)
+    device_labels = None if labels is None else put(labels)
     for epoch in range(3):
         if on_device:
             state, metrics = train.train_epoch(state, device_images, key, shuffle_key, epoch, 64,
-                                               batch_sharding=sharding)
+                                               batch_sharding=sharding, labels=device_labels)
         else:
             state, metrics = train.train_epoch_stepwise(state, images, key, shuffle_key, epoch, 64,
-                                                        batch_sharding=sharding)
-    val = evaluate_elbo(state, device_images, key, 128, sharding)
+                                                        batch_sharding=sharding, labels=labels)
+    val = evaluate_elbo(state, device_images, key, 128, sharding, device_labels)
     params = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), state.params)
     return params, float(np.asarray(metrics["loss"].addressable_data(0))), float(np.asarray(val["loss"].addressable_data(0)))
 
 
+def uneven_batch_is_rejected(mesh) -> bool:
+    parallel.check_batch_size(mesh.size * 3, mesh)
+    try:
+        parallel.check_batch_size(mesh.size * 3 + 1, mesh)
+    except ValueError as err:
+        return "divisible" in str(err)
+    return False
+
+
 def main():
     mesh = parallel.data_mesh()
-    one_params, one_loss, one_val = run(None, on_device=True)
-    report = {"devices": jax.device_count()}
-    for name, on_device in (("fast", True), ("stepwise", False)):
-        params, loss, val = run(mesh, on_device)
+    report = {"devices": jax.device_count(), "mesh_size": mesh.size,
+              "uneven_batch_rejected": uneven_batch_is_rejected(mesh)}
+    for name, on_device, conditional in (("fast", True, False), ("stepwise", False, False),
+                                         ("conditional", True, True), ("conditional_stepwise", False, True)):
+        one_params, one_loss, one_val = run(None, on_device, conditional)
+        params, loss, val = run(mesh, on_device, conditional)
         diffs = jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), params, one_params))
         report[name] = {"max_param_diff": max(diffs), "loss": loss, "one_device_loss": one_loss,
                         "val_loss": val, "one_device_val_loss": one_val}

@@ -51,3 +51,39 @@ def test_restoring_into_another_model_fails_clearly(tmp_path):
     with pytest.raises(CheckpointError, match="No best checkpoint"):
         checkpoints.restore_best(other)
     checkpoints.close()
+
+
+@pytest.mark.parametrize("digest", ["recorded", "missing"])
+def test_a_damaged_latest_checkpoint_is_set_aside_and_the_previous_one_restored(tmp_path, digest):
+    from fvae.checkpoint import DIGEST_FILE
+    from tests.test_runner import damage
+
+    first, second = new_state(seed=1), trained_state()
+    checkpoints = Checkpoints(tmp_path, keep=2)
+    checkpoints.save(1, first, {"epoch": 1}, is_best=True)
+    checkpoints.save(2, second, {"epoch": 2}, is_best=False)
+    damaged = tmp_path / "checkpoints" / "latest" / "2"
+    damage(damaged)
+    if digest == "missing":  # Killed between commit and digest: Orbax's own read finds the damage.
+        (damaged / DIGEST_FILE).unlink()
+    messages = []
+    restored, meta = checkpoints.restore_latest(new_state(seed=9), messages.append)
+    assert meta == {"epoch": 1} and params_equal(restored.params, first.params)
+    assert checkpoints.latest_epoch() == 1
+    checkpoints.close()
+    assert len(messages) == 1 and f"{damaged} is damaged" in messages[0]
+    assert "previous checkpoint (epoch 1)" in messages[0]
+    (aside,) = (tmp_path / "checkpoints" / "damaged").iterdir()
+    assert aside.name.startswith("latest-2-") and (aside / "state").is_dir()
+
+
+def test_no_readable_latest_checkpoint_is_a_clear_error(tmp_path):
+    from tests.test_runner import damage
+
+    checkpoints = Checkpoints(tmp_path, keep=2)
+    checkpoints.save(1, trained_state(), {"epoch": 1}, is_best=True)
+    damage(tmp_path / "checkpoints" / "latest" / "1")
+    with pytest.raises(CheckpointError, match="No readable latest checkpoint is left"):
+        checkpoints.restore_latest(new_state(seed=9), lambda _: None)
+    checkpoints.close()
+    assert (tmp_path / "checkpoints" / "damaged").is_dir()

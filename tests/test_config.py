@@ -82,3 +82,47 @@ def test_saved_configs_from_before_a_key_existed_load_with_its_default():
     validate(config)
     assert config.likelihood.name == "bernoulli" and config.model.architecture == "mlp"
     assert config.model.encoder_hidden == (300, 300)
+
+
+def test_kl_warmup_epochs_become_steps_of_the_configured_epoch():
+    from fvae.config import objective, steps_per_epoch
+
+    config = defaults()
+    config.data.train_subset, config.train.batch_size, config.objective.warmup_epochs = 1000, 100, 3
+    assert steps_per_epoch(config) == 10
+    o = objective(config)
+    assert o.warmup_steps == 30
+    weights = [float(o.kl_weight(step)) for step in (0, 15, 30, 45)]
+    assert weights == [0.0, 0.5, 1.0, 1.0]
+    config.data.train_subset = 0  # All 55,000 training images: 429 steps of 128 per epoch.
+    config.train.batch_size = 128
+    assert objective(config).warmup_steps == 3 * (55_000 // 128)
+
+
+def test_unknown_keys_name_the_nearest_valid_ones():
+    from fvae.config import check_key
+
+    check_key("train.batch_size")
+    with pytest.raises(ValueError, match=r"unknown config key 'train.batchsize'; nearest valid keys: train.batch_size"):
+        check_key("train.batchsize")
+    with pytest.raises(ValueError, match=r"'train.foo'; nearest valid keys: train\.\w+"):
+        check_key("train.foo")
+
+
+def test_overrides_split_on_commas_outside_brackets():
+    from fvae.config import split_overrides
+
+    assert split_overrides(["model.encoder_hidden=(512,256),train.max_epochs=3", "likelihood.name='a,b'"]) == [
+        "model.encoder_hidden=(512,256)", "train.max_epochs=3", "likelihood.name='a,b'"]
+    assert split_overrides(["x=[1,(2,3)],y={'a':1,'b':2}", ""]) == ["x=[1,(2,3)]", "y={'a':1,'b':2}"]
+
+
+def test_sweep_overrides_accept_tuples_and_reject_unknown_keys():
+    from fvae.sweep import load_config
+
+    config = load_config("default", ["model.encoder_hidden=(512,256),model.decoder_hidden=(64,)",
+                                      "train.max_epochs=3"])
+    assert tuple(config.model.encoder_hidden) == (512, 256) and tuple(config.model.decoder_hidden) == (64,)
+    assert config.train.max_epochs == 3
+    with pytest.raises(ValueError, match="nearest valid keys: train.max_epochs"):
+        load_config("default", ["train.max_epoch=3"])

@@ -25,13 +25,26 @@ def test_evaluate_is_deterministic_for_a_key():
     assert float(a["loss"]) == float(b["loss"])
 
 
-def test_reconstruct_and_generate_give_pixels_in_unit_interval():
+def numpy_decoder_means(params, z: np.ndarray) -> np.ndarray:
+    """sigmoid of the small model's decoder (one ReLU layer), written out in float64."""
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params["decoder"])
+    h = np.maximum(z @ p["hidden_0"]["kernel"] + p["hidden_0"]["bias"], 0)
+    return 1 / (1 + np.exp(-(h @ p["logits"]["kernel"] + p["logits"]["bias"])))
+
+
+def test_reconstruct_and_generate_decode_posterior_means_and_prior_samples():
     state = new_state()
-    recon = reconstruct(state, fake_images(5))
+    images = fake_images(5)
+    recon = reconstruct(state, images)
     samples = generate(state, jax.random.key(0), 7)
     assert recon.shape == (5, 784) and samples.shape == (7, 784)
-    for pixels in (recon, samples):
-        assert 0.0 <= float(pixels.min()) and float(pixels.max()) <= 1.0
+    # Independent: the encoder's mean (float64 numpy) decoded; the prior draw N(0, I) with the same key.
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), state.params["encoder"])
+    h = np.maximum(images / 255.0 @ p["hidden_0"]["kernel"] + p["hidden_0"]["bias"], 0)
+    mean = h @ p["mean"]["kernel"] + p["mean"]["bias"]
+    np.testing.assert_allclose(recon, numpy_decoder_means(state.params, mean), rtol=1e-4, atol=1e-6)
+    z = np.asarray(jax.random.normal(jax.random.key(0), (7, 8)), np.float64)
+    np.testing.assert_allclose(samples, numpy_decoder_means(state.params, z), rtol=1e-4, atol=1e-6)
 
 
 def test_iwae_with_one_sample_is_the_single_sample_elbo():
@@ -108,3 +121,11 @@ def test_latent_statistics_match_direct_computations():
     np.testing.assert_allclose(float(stats["reconstruction_mse"]), direct_mse, rtol=1e-5)
     means, _ = encode_dataset(state, images, batch_size=50)
     assert means.shape == (120, 8)
+
+
+def test_unrolled_evaluation_equals_the_looped_one():
+    state, images, key = new_state(), jnp.asarray(fake_images(250)), jax.random.key(5)
+    looped = evaluate_elbo(state, images, key, batch_size=100)
+    unrolled = evaluate_elbo(state, images, key, batch_size=100, unroll=True)
+    for name in ("loss", "reconstruction", "kl"):
+        np.testing.assert_allclose(float(unrolled[name]), float(looped[name]), rtol=1e-6)

@@ -9,9 +9,26 @@ def test_new_run_writes_its_config_and_refuses_to_overwrite(tmp_path):
     workdir = tmp_path / "run"
     runs.start(workdir, {"a": {"b": (1, 2)}}, resume=False)
     assert json.loads((workdir / "config.json").read_text()) == {"a": {"b": [1, 2]}}
+    runs.append_metrics(workdir, {"epoch": 1, "val_loss": 3.0})  # An epoch was trained.
     with pytest.raises(runs.RunDirError, match="refusing to overwrite"):
-        runs.start(workdir, {"a": {"b": (1, 2)}}, resume=False)
+        runs.start(workdir, {"a": {"b": (3,)}}, resume=False)
     assert json.loads((workdir / "config.json").read_text()) == {"a": {"b": [1, 2]}}
+
+
+def test_a_start_that_never_saved_an_epoch_may_be_started_afresh(tmp_path):
+    workdir = tmp_path / "run"
+    runs.start(workdir, {"a": 1}, resume=False)  # Then failed before saving anything.
+    (workdir / "checkpoints" / "latest").mkdir(parents=True)  # Orbax's empty folders do not count.
+    runs.start(workdir, {"a": 2}, resume=False)
+    assert json.loads((workdir / "config.json").read_text()) == {"a": 2}
+    (workdir / "checkpoints" / "latest" / "1").mkdir()  # A saved epoch does.
+    with pytest.raises(runs.RunDirError, match="refusing to overwrite"):
+        runs.start(workdir, {"a": 3}, resume=False)
+    other = tmp_path / "not-a-run"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(runs.RunDirError, match="refusing to overwrite"):
+        runs.start(other, {"a": 1}, resume=False)
 
 
 def test_resume_requires_a_run_and_the_same_config(tmp_path):

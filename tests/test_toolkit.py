@@ -11,6 +11,8 @@ from fvae import runs
 from fvae.runner import train_and_evaluate
 from tests.conftest import REPO
 from tests.test_plots import assert_picture
+from fvae.runner import load_run_state, load_splits
+from tests.helpers import bound_slack
 from tests.test_runner import small_config
 
 
@@ -31,9 +33,16 @@ def test_evaluate_run_writes_metrics_report_codes_and_pictures(two_runs):
         stored = json.loads((out / "metrics.json").read_text())
         assert stored["images"] == 300 and len(stored["kl_per_dimension"]) == latents
         assert 0 <= stored["active_units"] <= latents
-        assert stored["iwae_nll_k10"] <= stored["iwae_nll_k1"] + 1.0  # Tighter bound (up to sampling noise).
+        config, state = load_run_state(two_runs / name)
+        images = load_splits(config).test_images[:300]
+        # The tighter bound, up to Monte Carlo noise measured on the same images.
+        assert stored["iwae_nll_k10"] <= stored["iwae_nll_k1"] + bound_slack(state, images, None, 10)
+        assert 0 < stored["iwae_nll_k10_stderr"] < 10
         assert "iwae_bits_per_dim_k10" not in stored  # Grey-pixel Bernoulli: not a normalized density.
-        assert 0.1 < stored["linear_probe_accuracy"] <= 1 and 0.1 < stored["knn5_accuracy"] <= 1
+        # The 10 test classes are balanced: a probe of codes without class information (a broken
+        # encoder, shuffled labels) scores 0.10 +- 0.003 on 10,000 images. Measured after 2 epochs
+        # on 1,000 images: linear probe / 5-NN 0.60 / 0.58 with 8 latents, 0.38 / 0.39 with 2.
+        assert 0.3 < stored["linear_probe_accuracy"] <= 1 and 0.3 < stored["knn5_accuracy"] <= 1
         assert np.load(out / "test_codes.npy").shape == (10_000, latents)
         assert np.load(out / "train_labels.npy").shape == (1000,)
         report = (out / "report.md").read_text()
@@ -68,3 +77,35 @@ def test_compare_runs_notebook_executes(two_runs, monkeypatch):
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum(o.output_type == "display_data" for o in outputs) == 2  # Curves and sample grids.
+
+
+def test_vampprior_run_evaluates_with_its_own_prior(prepared_data_dir, tmp_path):
+    from experiments.configs import vampprior_mlp
+    from fvae.evaluate import iwae_log_likelihoods
+
+    config = small_config(prepared_data_dir, 2, base=vampprior_mlp)
+    config.prior.components, config.train.batch_size, config.train.max_train_minutes = 20, 100, 0.0
+    train_and_evaluate(config, tmp_path / "run", log=lambda _: None, progress=False)
+    stored = evaluate_run(tmp_path / "run", iwae_samples=(1, 10), limit=200, log=lambda _: None)
+    assert stored["likelihood"] == "binarized_bernoulli" and "iwae_bits_per_dim_k10" in stored
+    _, state = load_run_state(tmp_path / "run")
+    images = load_splits(config).test_images[:200]
+    assert stored["iwae_nll_k10"] <= stored["iwae_nll_k1"] + bound_slack(state, images, None, 10)
+    # The VampPrior's log p(z) is used: scoring the same samples under N(0, I) gives other numbers.
+    import jax
+    from fvae.losses import log_standard_normal
+
+    vamp = float(-iwae_log_likelihoods(state, images, jax.random.key(0), 10, 100, 10).mean())
+    standard = state.replace(apply_fn=_with_standard_normal_prior(state.apply_fn, log_standard_normal))
+    other = float(-iwae_log_likelihoods(standard, images, jax.random.key(0), 10, 100, 10).mean())
+    assert abs(vamp - stored["iwae_nll_k10"]) < 5 and abs(vamp - other) > 0.01
+    for picture in ("samples.png", "reconstructions.png"):
+        assert_picture(tmp_path / "run" / "eval" / picture)
+
+
+def _with_standard_normal_prior(apply_fn, log_prior):
+    def apply(variables, *args, method=None, **kwargs):
+        if method == "log_prior":
+            return log_prior(args[0])
+        return apply_fn(variables, *args, method=method, **kwargs)
+    return apply

@@ -152,3 +152,50 @@ def test_dynamic_binarization_resamples_pixels_every_step():
     # Without training=True the same grey pixels are scored as given (evaluation data are pre-binarized).
     plain = state.apply_fn({"params": state.params}, x, jax.random.key(0))
     assert float(jnp.abs(plain["log_likelihood"] - outs[0]["log_likelihood"]).max()) > 0
+
+
+def poisoned_images(n: int, bad_row: int) -> np.ndarray:
+    """[0, 1] float images with one NaN image: the step whose batch holds it has a NaN loss."""
+    images = fake_images(n).astype(np.float32) / 255
+    images[bad_row, 0] = np.nan
+    return images
+
+
+def step_holding(row: int, shuffle_key, epoch: int, n: int, batch_size: int) -> int:
+    """The 1-based step of an epoch whose batch holds image `row` (independent of train_epoch)."""
+    perm = np.asarray(jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n))
+    return int(np.flatnonzero(perm[: n // batch_size * batch_size] == row)[0]) // batch_size + 1
+
+
+@pytest.mark.parametrize("path", ["blocks of 3", "whole epoch", "per step"])
+def test_a_nonfinite_loss_stops_the_epoch_after_its_block_or_step(path):
+    n, batch_size, shuffle_key = 640, 32, jax.random.key(2)
+    bad_row = int(np.asarray(jax.random.permutation(jax.random.fold_in(shuffle_key, 0), n))[7 * batch_size])
+    bad_step = step_holding(bad_row, shuffle_key, 0, n, batch_size)
+    assert bad_step == 8  # Step 8 of 20: in block 3 of blocks of 3 steps (steps 7-9).
+    images, key = poisoned_images(n, bad_row), jax.random.key(1)
+    if path == "per step":
+        state, metrics = train.train_epoch_stepwise(new_state(), images, key, shuffle_key, 0, batch_size)
+        steps_run = bad_step
+    else:
+        block = 3 if path == "blocks of 3" else 0
+        state, metrics = train.train_epoch(new_state(), jnp.asarray(images), key, shuffle_key, 0, batch_size, block)
+        steps_run = 9 if block else n // batch_size
+    assert train.first_nonfinite_step(metrics) == bad_step
+    assert int(state.step) == steps_run
+
+
+def test_finite_epochs_run_every_step_whatever_the_path():
+    images, key, shuffle_key = jnp.asarray(fake_images(640)), jax.random.key(1), jax.random.key(2)
+    state, metrics = train.train_epoch(new_state(), images, key, shuffle_key, 0, 32, 3)
+    assert int(state.step) == 20 and train.first_nonfinite_step(metrics) == -1
+
+
+def test_unrolled_steps_equal_the_looped_ones():
+    images, key, shuffle_key = jnp.asarray(fake_images(512)), jax.random.key(1), jax.random.key(2)
+    results = [train.train_epoch(new_state(), images, key, shuffle_key, 0, 64, 4, unroll=unroll)
+               for unroll in (False, True)]
+    (looped, looped_metrics), (unrolled, unrolled_metrics) = results
+    assert int(looped.step) == int(unrolled.step) == 8
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), looped.params, unrolled.params)
+    np.testing.assert_allclose(looped_metrics["loss"], unrolled_metrics["loss"], rtol=1e-6)

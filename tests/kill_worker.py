@@ -1,0 +1,74 @@
+"""experiments.train in a subprocess that blocks at a chosen event, so a test can SIGKILL it there.
+
+    FVAE_BLOCK_AT=checkpoint-write:2 python -m tests.kill_worker --config ... --workdir ...
+
+At the N-th occurrence of the event in this process it prints "BLOCKED <event> <N>" on
+stdout and waits forever; the test then sends SIGKILL. Every kill therefore lands at a
+chosen point of the run, triggered by the run itself, not by a timer that load can miss.
+Events:
+  epoch-start       an epoch is about to train;
+  checkpoint-write  Orbax has written a checkpoint into its temporary folder and is about
+                    to commit it by renaming (a kill here is a kill during a checkpoint write);
+  metrics-append    half of an epoch's metrics.jsonl line is written (after its checkpoint).
+"""
+
+import collections
+import json
+import os
+import threading
+from pathlib import Path
+
+from absl import app
+from orbax.checkpoint._src.path import atomicity
+
+from experiments import train
+from fvae import runner, runs
+
+EVENT, _, COUNT = os.environ["FVAE_BLOCK_AT"].partition(":")
+SEEN = collections.Counter()
+
+
+def reached(event: str) -> None:
+    SEEN[event] += 1
+    if event == EVENT and SEEN[event] == int(COUNT):
+        print(f"BLOCKED {event} {COUNT}", flush=True)
+        threading.Event().wait()  # Until SIGKILL.
+
+
+original_finalize = atomicity.AtomicRenameTemporaryPath.finalize
+
+
+async def finalize(self):
+    reached("checkpoint-write")
+    return await original_finalize(self)
+
+
+original_run_epoch = runner._run_epoch
+
+
+def run_epoch(*args, **kwargs):
+    reached("epoch-start")
+    return original_run_epoch(*args, **kwargs)
+
+
+original_append = runs.append_metrics
+
+
+def append_metrics(workdir, record):
+    if EVENT == "metrics-append" and SEEN["metrics-append"] + 1 == int(COUNT):
+        line = json.dumps(record) + "\n"
+        with open(Path(workdir) / runs.METRICS_FILE, "a") as f:
+            f.write(line[: len(line) // 2])
+    reached("metrics-append")
+    original_append(workdir, record)
+
+
+atomicity.AtomicRenameTemporaryPath.finalize = finalize
+runner._run_epoch = run_epoch
+runs.append_metrics = append_metrics
+
+if __name__ == "__main__":
+    try:
+        app.run(train.main, flags_parser=train.parse_flags)
+    finally:
+        print("EVENTS", json.dumps(SEEN), flush=True)
