@@ -200,33 +200,29 @@ def _restore(manager: ocp.CheckpointManager, target: TrainState, which: str
     return restored.state, meta
 
 
-def _leaf_shapes(tree, names_from_metadata: bool = False) -> dict[str, tuple]:
-    """{"params.encoder.hidden_0.kernel": shape, ...} of a TrainState or of stored array metadata."""
-    if names_from_metadata:
-        return {leaf.name: tuple(leaf.shape) for leaf in jax.tree.leaves(tree)}
+def _model_shapes(state: TrainState) -> dict[str, tuple]:
+    """{"params.encoder.hidden_0.kernel": shape, ...}: the arrays a checkpoint of `state` holds,
+    named as Orbax names them."""
+    arrays = {"step": state.step, "params": state.params, "opt_state": state.opt_state}
 
     def name(path) -> str:
         return ".".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
 
-    return {name(path): tuple(np.shape(leaf)) for path, leaf in jax.tree_util.tree_flatten_with_path(target_tree(tree))[0]}
-
-
-def target_tree(state: TrainState) -> dict:
-    """The arrays a checkpoint holds, named as Orbax names them."""
-    return {"step": state.step, "params": state.params, "opt_state": state.opt_state}
+    return {name(path): tuple(np.shape(leaf)) for path, leaf in jax.tree_util.tree_flatten_with_path(arrays)[0]}
 
 
 def _mismatch(state_dir: Path, target: TrainState) -> str:
     """'' if the stored arrays have the names and shapes of `target`'s, else what differs
     (unreadable metadata counts as damage, not as a mismatch)."""
     try:
-        stored = _leaf_shapes(ocp.PyTreeCheckpointHandler().metadata(epath.Path(state_dir)), names_from_metadata=True)
+        stored = {leaf.name: tuple(leaf.shape)
+                  for leaf in jax.tree.leaves(ocp.PyTreeCheckpointHandler().metadata(epath.Path(state_dir)))}
         if not stored:
             raise ValueError("no arrays listed")
     except Exception as err:  # Orbax raises various types for unreadable metadata.
         raise DamagedCheckpointError(f"The checkpoint {state_dir.parent} is damaged: its array metadata cannot "
                                      f"be read ({type(err).__name__}: {str(err)[:200]}).") from err
-    expected = _leaf_shapes(target)
+    expected = _model_shapes(target)
     missing, extra = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
     shapes = sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
     parts = ([f"missing arrays {missing[:3]}"] if missing else []) + ([f"unexpected arrays {extra[:3]}"] if extra else [])

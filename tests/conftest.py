@@ -56,12 +56,15 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_terminal_summary(terminalreporter):
     r = RELIABILITY
-    if not any(key[1] == "tests" for key in r if isinstance(key, tuple)):
+    parts = []
+    if r["kills", "tests"]:
+        parts.append(f"kill-and-resume tests passed {r['kills', 'passed']}/{r['kills', 'tests']} "
+                     f"({r['sigkills']} SIGKILLs sent, {r['sigkills_during_checkpoint_writes']} during checkpoint "
+                     f"writes; runs that ended differently: {r['runs_lost']})")
+    if r["bad input", "tests"]:
+        parts.append(f"bad-input tests passed {r['bad input', 'passed']}/{r['bad input', 'tests']}")
+    if not parts:
         return
-    line = (f"reliability: kill-and-resume tests passed {r['kills', 'passed']}/{r['kills', 'tests']} "
-            f"({r['sigkills']} SIGKILLs sent, {r['sigkills_during_checkpoint_writes']} during checkpoint writes; "
-            f"runs that ended differently: {r['runs_lost']}); bad-input tests passed "
-            f"{r['bad input', 'passed']}/{r['bad input', 'tests']}")
     failed = len(RELIABILITY_FAILURES)
-    line += f"; FAILED: {failed} ({', '.join(RELIABILITY_FAILURES)})" if failed else "; failed: 0"
-    terminalreporter.write_line(line, red=bool(failed), green=not failed)
+    parts.append(f"FAILED: {failed} ({', '.join(RELIABILITY_FAILURES)})" if failed else "failed: 0")
+    terminalreporter.write_line("reliability: " + "; ".join(parts), red=bool(failed), green=not failed)
