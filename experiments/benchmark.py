@@ -19,15 +19,16 @@ import platform
 import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-from absl import app, flags
+from experiments import cli  # First: sets the TensorFlow log level.
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import flags  # noqa: E402
 
-from fvae import train
-from fvae.evaluate import evaluate_elbo
-from fvae.models import build_model
-from fvae.sweep import load_config
+from experiments.configs import load as load_config  # noqa: E402
+from fvae import train  # noqa: E402
+from fvae.evaluate import evaluate_elbo  # noqa: E402
+from fvae.models import build_model  # noqa: E402
 
 flags.DEFINE_list("configs", ["mlp500", "default"], "Config modules under experiments/configs.")
 flags.DEFINE_string("out", "benchmarks", "Folder for benchmark.json and benchmark.md.")
@@ -216,4 +217,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -8,15 +8,9 @@ embedded), the pictures, and the latent codes (posterior means) with labels as .
 
 from __future__ import annotations
 
-import os
-import sys
+from experiments import cli  # First: sets the TensorFlow log level.
+from absl import flags  # noqa: E402
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags, logging  # noqa: E402
-
-from fvae import data, runs  # noqa: E402
-from fvae.checkpoint import CheckpointError  # noqa: E402
 from fvae.report import evaluate_run  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Run directory to evaluate.", required=True)
@@ -29,12 +23,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    logging.set_verbosity(logging.WARNING)
-    try:
-        evaluate_run(FLAGS.workdir, [int(k) for k in FLAGS.iwae_samples], FLAGS.split, FLAGS.limit, FLAGS.overwrite)
-    except (data.DataError, runs.RunDirError, CheckpointError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    evaluate_run(FLAGS.workdir, [int(k) for k in FLAGS.iwae_samples], FLAGS.split, FLAGS.limit, FLAGS.overwrite)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -3,12 +3,8 @@
     python -m experiments.prepare_data [--data_dir DIR] [--manual_dir DIR]
 """
 
-import os
-import sys
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags  # noqa: E402
+from experiments import cli  # First: sets the TensorFlow log level.
+from absl import flags  # noqa: E402
 
 from fvae import data  # noqa: E402
 
@@ -20,12 +16,9 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    try:
-        data_dir = data.prepare(FLAGS.data_dir or None, FLAGS.manual_dir or None)
-    except data.DataError as err:
-        sys.exit(f"error: {err}")
+    data_dir = data.prepare(FLAGS.data_dir or None, FLAGS.manual_dir or None)
     print(f"Fashion-MNIST is prepared in {data_dir}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

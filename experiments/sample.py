@@ -10,15 +10,9 @@ arguments always give the same picture) and prints its path.
 
 from __future__ import annotations
 
-import os
-import sys
+from experiments import cli  # First: sets the TensorFlow log level.
+from absl import flags  # noqa: E402
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from absl import app, flags, logging  # noqa: E402
-
-from fvae import runs  # noqa: E402
-from fvae.checkpoint import CheckpointError  # noqa: E402
 from fvae.report import sample_run  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Run directory of a trained model.", required=True)
@@ -30,12 +24,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    logging.set_verbosity(logging.WARNING)
-    try:
-        print(sample_run(FLAGS.workdir, FLAGS.label, FLAGS.n, FLAGS.seed))
-    except (runs.RunDirError, CheckpointError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    print(sample_run(FLAGS.workdir, FLAGS.label, FLAGS.n, FLAGS.seed))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

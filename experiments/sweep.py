@@ -12,18 +12,14 @@ units, linear-probe accuracy, epochs (best / trained) and training time.
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from experiments import cli  # First: sets the TensorFlow log level.
+from absl import flags  # noqa: E402
 
-from absl import app, flags, logging  # noqa: E402
-
-from fvae import data, runs  # noqa: E402
-from fvae.checkpoint import CheckpointError  # noqa: E402
-from fvae.runner import Interrupted, NonFiniteError  # noqa: E402
-from fvae.sweep import load_config, markdown_table, run_one  # noqa: E402
+from experiments.configs import load  # noqa: E402
+from fvae import runs  # noqa: E402
+from fvae.sweep import markdown_table, run_one  # noqa: E402
 
 flags.DEFINE_list("configs", None, "Config modules under experiments/configs, e.g. default,iwae.", required=True)
 flags.DEFINE_string("workdir", "runs/sweep", "Folder for the runs and the results table.")
@@ -36,25 +32,17 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    logging.set_verbosity(logging.WARNING)
+    configs = {name: load(name, FLAGS.set) for name in FLAGS.configs}  # Bad names or overrides fail first.
     workdir = Path(FLAGS.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     rows = []
-    try:
-        for name in FLAGS.configs:
-            load_config(name, FLAGS.set)  # Fail on a bad name or override before any training.
-        for name in FLAGS.configs:
-            rows.append(run_one(name, workdir, FLAGS.set, FLAGS.iwae_samples, FLAGS.eval_images))
-            runs.write_json(workdir / "results.json", rows)
-            (workdir / "results.md").write_text(markdown_table(rows, FLAGS.iwae_samples, FLAGS.eval_images))
-    except Interrupted as err:
-        print(err, file=sys.stderr)
-        sys.exit(130)
-    except (data.DataError, runs.RunDirError, CheckpointError, NonFiniteError, ValueError, KeyError) as err:
-        sys.exit(f"error: {err}")
+    for name, config in configs.items():
+        rows.append(run_one(name, config, workdir, FLAGS.iwae_samples, FLAGS.eval_images))
+        runs.write_json(workdir / "results.json", rows)
+        (workdir / "results.md").write_text(markdown_table(rows, FLAGS.iwae_samples, FLAGS.eval_images))
     print(markdown_table(rows, FLAGS.iwae_samples, FLAGS.eval_images))
     print(f"Written: {workdir / 'results.md'}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -4,18 +4,14 @@
     python -m experiments.train --workdir runs/default --resume     # continue a stopped run
 """
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow (used by tfds) info logs off.
-
-from absl import app, flags, logging  # noqa: E402
+from experiments import cli  # First: sets the TensorFlow log level.
+from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from fvae import runs
-from fvae.checkpoint import CheckpointError
-from fvae.data import DataError
-from fvae.runner import Interrupted, NonFiniteError, train_and_evaluate
+from fvae import runs  # noqa: E402
+from fvae.runner import train_and_evaluate  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", "experiments/configs/default.py", "Config file (.py).",
@@ -43,18 +39,11 @@ def parse_flags(argv: list[str]) -> list[str]:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
-    try:
-        config = FLAGS.config
-        if FLAGS.resume and not FLAGS["config"].present:
-            config = runs.load_config(FLAGS.workdir)  # Resume with the run's own config.
-        train_and_evaluate(config, FLAGS.workdir, resume=FLAGS.resume, progress=FLAGS.progress)
-    except Interrupted as err:
-        print(err, file=sys.stderr)
-        sys.exit(130)
-    except (DataError, runs.RunDirError, CheckpointError, NonFiniteError, ValueError) as err:
-        sys.exit(f"error: {err}")
+    config = FLAGS.config
+    if FLAGS.resume and not FLAGS["config"].present:
+        config = runs.load_config(FLAGS.workdir)  # Resume with the run's own config.
+    train_and_evaluate(config, FLAGS.workdir, resume=FLAGS.resume, progress=FLAGS.progress)
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags)
+    cli.run(main, flags_parser=parse_flags)

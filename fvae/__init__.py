@@ -4,16 +4,34 @@ The pure, jitted pieces are importable without the CLI or any global config:
 
     from fvae import train_step, eval_step, create_train_state
     from fvae.models import Encoder, Decoder, VAE
+
+The names below load their modules (and jax) on first use, so `import fvae.config` (what
+every experiment config file does) stays free of jax.
 """
 
-from fvae.evaluate import (eval_step, evaluate_elbo, generate, iwae_log_likelihoods, iwae_nll, latent_statistics,
-                           reconstruct)
-from fvae.losses import Objective, iwae_bound, kl_standard_normal
-from fvae.train import EarlyStopping, TrainState, create_train_state, train_epoch, train_step
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "EarlyStopping", "Objective", "TrainState", "create_train_state", "eval_step", "evaluate_elbo", "generate",
-    "iwae_bound", "iwae_log_likelihoods", "iwae_nll", "kl_standard_normal", "latent_statistics", "reconstruct", "train_epoch", "train_step",
-]
+_EXPORTS = {
+    "eval_step": "evaluate", "evaluate_elbo": "evaluate", "generate": "evaluate",
+    "iwae_log_likelihoods": "evaluate", "iwae_nll": "evaluate", "latent_statistics": "evaluate",
+    "reconstruct": "evaluate",
+    "Objective": "losses", "iwae_bound": "losses", "kl_standard_normal": "losses",
+    "EarlyStopping": "train", "TrainState": "train", "create_train_state": "train", "train_epoch": "train",
+    "train_step": "train",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"fvae.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'fvae' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -27,10 +27,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 
+from fvae.errors import UserError
 from fvae.train import TrainState
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError):
     """A checkpoint is missing or does not fit the model; the message says what to do."""
 
 

@@ -2,18 +2,18 @@
 
 Experiment configs (experiments/configs/*.py) start from `defaults()` and change values;
 `validate` rejects unknown keys, wrong types, values out of range and incompatible
-combinations, listing every problem in one message.
+combinations, listing every problem in one message. Importing this module imports no jax
+(config files stay light); `validate` and `objective` load the model modules they check.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import ml_collections
 
 from fvae.data import NUM_TRAIN
-from fvae.likelihoods import GAUSSIAN_VARIANCES, LIKELIHOODS
-from fvae.losses import Objective
-from fvae.models import ARCHITECTURES, COMPUTE_DTYPES, UPSAMPLING
-from fvae.runs import flatten
+from fvae.errors import ConfigError
 
 PRIORS = ("standard_normal", "vamp")
 
@@ -84,6 +84,18 @@ def defaults() -> ml_collections.ConfigDict:
     return config
 
 
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
 def check_key(key: str) -> None:
     """Raises ValueError naming an unknown config key and the nearest valid keys."""
     known = sorted(flatten(defaults().to_dict()))
@@ -93,7 +105,7 @@ def check_key(key: str) -> None:
 
     nearest = difflib.get_close_matches(key, known, n=3, cutoff=0.5) or [
         k for k in known if k.split(".")[0] == key.split(".")[0]][:6]
-    raise ValueError(f"unknown config key {key!r}; nearest valid keys: {', '.join(nearest) or 'none'} "
+    raise ConfigError(f"unknown config key {key!r}; nearest valid keys: {', '.join(nearest) or 'none'} "
                      "(every key and its default: fvae/config.py, defaults())")
 
 
@@ -138,7 +150,10 @@ def with_defaults(values: dict) -> ml_collections.ConfigDict:
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
-    """Raises ValueError listing every problem of `config`, or returns quietly."""
+    """Raises ConfigError (a ValueError) listing every problem of `config`, or returns quietly."""
+    from fvae.likelihoods import GAUSSIAN_VARIANCES, LIKELIHOODS
+    from fvae.models import ARCHITECTURES, COMPUTE_DTYPES, UPSAMPLING
+
     schema, given = flatten(defaults().to_dict()), flatten(config.to_dict())
     problems = [f"unknown key {k!r} (known keys are those of fvae.config.defaults())"
                 for k in sorted(set(given) - set(schema))]
@@ -152,7 +167,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             problems.append(f"{key} must be {expected.__name__}, got {type(value).__name__} {value!r}")
     if problems:
-        raise ValueError("Invalid config:\n  " + "\n  ".join(problems))
+        raise ConfigError("Invalid config:\n  " + "\n  ".join(problems))
 
     t, d, m = config.train, config.data, config.model
     for name in ("batch_size", "max_epochs", "patience", "eval_batch_size"):
@@ -230,7 +245,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         problems.append("parallel.num_processes >= 1 and 0 <= parallel.process_id < num_processes are required "
                         "with parallel.coordinator_address")
     if problems:
-        raise ValueError("Invalid config:\n  " + "\n  ".join(problems))
+        raise ConfigError("Invalid config:\n  " + "\n  ".join(problems))
 
 
 def steps_per_epoch(config: ml_collections.ConfigDict) -> int:
@@ -239,8 +254,11 @@ def steps_per_epoch(config: ml_collections.ConfigDict) -> int:
     return train_images // config.train.batch_size
 
 
-def objective(config: ml_collections.ConfigDict) -> Objective:
-    """The training objective a config describes (warm-up converted from epochs to steps)."""
+def objective(config: ml_collections.ConfigDict):
+    """The training objective (fvae.losses.Objective) a config describes (warm-up converted
+    from epochs to steps)."""
+    from fvae.losses import Objective
+
     o = config.objective
     return Objective(beta=float(o.beta), warmup_steps=int(o.warmup_epochs * steps_per_epoch(config)),
                      free_bits=float(o.free_bits), iwae_samples=int(o.iwae_samples))

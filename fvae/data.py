@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fvae.errors import ConfigError, UserError
+
 DATASET_NAME = "fashion_mnist"
 DATASET_VERSION = "3.0.1"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -85,7 +87,7 @@ HOW_TO_FIX = (
 )
 
 
-class DataError(RuntimeError):
+class DataError(UserError):
     """The data could not be found, verified or prepared; the message says how to fix it."""
 
 
@@ -310,7 +312,7 @@ def parse_label(text: str | int) -> int:
         if wanted and wanted in (_normalized(name), *(_normalized(part) for part in name.split("/"))):
             return index
     choices = ", ".join(f"{i}={name}" for i, name in enumerate(CLASS_NAMES))
-    raise ValueError(f"unknown class {text!r}: give an index 0-{NUM_CLASSES - 1} or a name ({choices}); "
+    raise ConfigError(f"unknown class {text!r}: give an index 0-{NUM_CLASSES - 1} or a name ({choices}); "
                      "case, spaces and dashes do not matter")
 
 

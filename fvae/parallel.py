@@ -9,11 +9,14 @@ with the same global batch.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from fvae.errors import ConfigError
 
 AXIS = "data"
 
@@ -63,5 +66,34 @@ def replicate(tree, mesh: Mesh):
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
     if batch_size % mesh.size:
-        raise ValueError(f"train.batch_size {batch_size} must be divisible by the {mesh.size} devices "
+        raise ConfigError(f"train.batch_size {batch_size} must be divisible by the {mesh.size} devices "
                          "of the data-parallel mesh.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where arrays live: one device, or a data-parallel mesh over all devices (all hosts)."""
+
+    mesh: Mesh | None
+    batch_sharding: NamedSharding | None
+
+    @classmethod
+    def for_devices(cls) -> "Placement":
+        if jax.device_count() == 1:
+            return cls(None, None)
+        mesh = data_mesh()
+        return cls(mesh, batch_sharded(mesh))
+
+    @property
+    def is_writer(self) -> bool:
+        """Only process 0 writes files (Orbax coordinates checkpoints across processes itself)."""
+        return jax.process_index() == 0
+
+    def put(self, tree):
+        """Host values (identical on every process) -> device arrays (replicated on the mesh)."""
+        return jax.device_put(tree) if self.mesh is None else replicate(tree, self.mesh)
+
+
+def to_host(tree) -> dict:
+    """Scalars of device arrays (replicated or not, one process or many) -> Python floats."""
+    return jax.tree.map(lambda x: float(np.asarray(x.addressable_data(0))), tree)

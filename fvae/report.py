@@ -12,12 +12,13 @@ import jax
 import numpy as np
 
 from fvae import data, plots, runs
+from fvae.errors import ConfigError
 from fvae.evaluate import (decode, encode_dataset, evaluate_elbo, generate, iwae_log_likelihoods, latent_statistics,
                            reconstruct)
 from fvae.likelihoods import bits_per_dim, build_likelihood
 from fvae.representations import knn_accuracy, linear_probe_accuracy
-from fvae.runner import (conditioning_labels, load_run_state, load_splits, run_keys, sample_labels,
-                         samples_title)
+from fvae.experiment import (conditioning_labels, load_run_state, load_splits, run_keys, sample_labels,
+                             samples_title)
 
 EVAL_DIR = "eval"
 
@@ -181,12 +182,12 @@ def _report(workdir: Path, metrics: dict, pictures: list[str]) -> str:
 def sample_run(workdir: str | Path, label: str | int | None = None, num: int = 64, seed: int = 0) -> Path:
     """Writes a grid of `num` prior samples (of class `label`) into RUN/samples; returns its path."""
     if num < 1:
-        raise ValueError(f"-n must be >= 1, got {num}")
+        raise ConfigError(f"-n must be >= 1, got {num}")
     workdir = Path(workdir)
     config = runs.load_config(workdir)
     conditional = config.model.conditional
     if label is not None and not conditional:
-        raise ValueError(f"{workdir} is not a conditional VAE (model.conditional is False): omit --label, or "
+        raise ConfigError(f"{workdir} is not a conditional VAE (model.conditional is False): omit --label, or "
                          "train one with experiments/configs/conditional.py")
     index = data.parse_label(label) if label is not None else None
     _, state = load_run_state(workdir)

@@ -7,7 +7,6 @@ Everything with side effects (files, printing, progress bars) happens here or in
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import signal
 import threading
@@ -19,62 +18,19 @@ import jax
 import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding
 
 from fvae import data, parallel, plots, runs
 from fvae.checkpoint import Checkpoints
+from fvae.config import validate
+from fvae.errors import Interrupted, UserError
 from fvae.evaluate import evaluate_elbo, generate, reconstruct
-from fvae.config import objective, validate
-from fvae.models import build_model
-from fvae.train import (EarlyStopping, TrainState, create_train_state, first_nonfinite_step, train_epoch,
-                        train_epoch_stepwise)
+from fvae.experiment import conditioning_labels, initial_state, load_splits, run_keys, sample_labels, samples_title
+from fvae.parallel import Placement, to_host
+from fvae.train import EarlyStopping, TrainState, first_nonfinite_step, train_epoch, train_epoch_stepwise
 
 
-class NonFiniteError(FloatingPointError):
+class NonFiniteError(UserError, FloatingPointError):
     """A loss became NaN or Inf; the last good checkpoint stays the latest."""
-
-
-def run_keys(seed: int) -> dict[str, jax.Array]:
-    """The run's independent random streams, all derived from the seed."""
-    root = jax.random.key(seed)
-    return {name: jax.random.fold_in(root, i) for i, name in enumerate(("init", "train", "shuffle", "eval", "sample"))}
-
-
-def load_splits(config: ml_collections.ConfigDict) -> data.Splits:
-    """The train/val/test arrays a config asks for (prepared through tfds once).
-
-    For the binarized Bernoulli likelihood, validation and test images are binarized
-    once, by likelihood.eval_binarization_seed (the standard setting for comparing
-    -log p(x) with published numbers); training images stay grey and are binarized
-    afresh in every train step.
-    """
-    splits = data.load(config.data.data_dir or None, config.data.manual_dir or None, val_size=config.data.val_size,
-                       seed=config.seed, flatten=True, train_subset=config.data.train_subset)
-    if config.likelihood.name == "binarized_bernoulli":
-        seed = config.likelihood.eval_binarization_seed
-        splits = dataclasses.replace(splits, val_images=data.binarize_fixed(splits.val_images, [seed, 1]),
-                                     test_images=data.binarize_fixed(splits.test_images, [seed, 2]))
-    return splits
-
-
-def initial_state(config: ml_collections.ConfigDict) -> TrainState:
-    """The run's freshly initialized TrainState (also the template that checkpoints restore into)."""
-    return create_train_state(build_model(config), run_keys(config.seed)["init"],
-                              np.zeros((1, 784), np.uint8), config.train.learning_rate, objective(config))
-
-
-def conditioning_labels(config: ml_collections.ConfigDict, labels: np.ndarray) -> np.ndarray | None:
-    """The labels to pass along with images: only conditional models read them."""
-    return labels if config.model.conditional else None
-
-
-def sample_labels(config: ml_collections.ConfigDict, num: int) -> np.ndarray | None:
-    """Labels for a picture of prior samples: every class in turn (conditional models), else None."""
-    return np.arange(num, dtype=np.int32) % data.NUM_CLASSES if config.model.conditional else None
-
-
-class Interrupted(RuntimeError):
-    """SIGTERM/SIGINT stopped training cleanly after a saved epoch; the message says how to resume."""
 
 
 def _raise_nonfinite(epoch: int, where: str, workdir: Path) -> None:
@@ -104,35 +60,6 @@ class _StopSignals:
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-
-
-@dataclasses.dataclass(frozen=True)
-class Placement:
-    """Where arrays live: one device, or a data-parallel mesh over all devices (all hosts)."""
-
-    mesh: Mesh | None
-    batch_sharding: NamedSharding | None
-
-    @classmethod
-    def for_devices(cls) -> "Placement":
-        if jax.device_count() == 1:
-            return cls(None, None)
-        mesh = parallel.data_mesh()
-        return cls(mesh, parallel.batch_sharded(mesh))
-
-    @property
-    def is_writer(self) -> bool:
-        """Only process 0 writes files (Orbax coordinates checkpoints across processes itself)."""
-        return jax.process_index() == 0
-
-    def put(self, tree):
-        """Host values (identical on every process) -> device arrays (replicated on the mesh)."""
-        return jax.device_put(tree) if self.mesh is None else parallel.replicate(tree, self.mesh)
-
-
-def to_host(tree) -> dict:
-    """Scalars of device arrays (replicated or not, one process or many) -> Python floats."""
-    return jax.tree.map(lambda x: float(np.asarray(x.addressable_data(0))), tree)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, resume: bool = False,
@@ -165,20 +92,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
     with lock, _StopSignals() as stop:
         if where.is_writer:
             runs.start(workdir, config.to_dict(), resume)
-            _note_version_changes(workdir, log)
+            changed = runs.version_changes(workdir)
+            if changed:
+                log("Note: package versions differ from the run's versions.json (results may not be "
+                    "bit-identical): " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
         if jax.process_count() > 1:
             multihost_utils.sync_global_devices("fvae: run directory ready")
         return _train(config, splits, workdir, resume, changes, log, progress, where, stop)
-
-
-def _note_version_changes(workdir: Path, log: Callable[[str], None]) -> None:
-    """Says when a resumed run continues under other package versions than it started with."""
-    path = workdir / runs.VERSIONS_FILE
-    recorded, now = (runs.read_json(path) if path.is_file() else {}), runs.versions()
-    changed = {k: (recorded[k], v) for k, v in now.items() if k in recorded and recorded[k] != v}
-    if recorded and changed:
-        log("Note: package versions differ from the run's versions.json (results may not be bit-identical): "
-            + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
 
 
 def _train(config: ml_collections.ConfigDict, splits: data.Splits, workdir: Path, resume: bool,
@@ -342,20 +262,3 @@ def _final_report(state: TrainState, splits: data.Splits, val_images, test_image
                                    labels=[data.CLASS_NAMES[i] for i in splits.test_labels[:n]])
         plots.save_image_grid(Path(workdir) / "samples.png", np.asarray(samples), samples_title(config))
     return summary
-
-
-def samples_title(config: ml_collections.ConfigDict) -> str:
-    prior = "the VampPrior" if config.prior.name == "vamp" else "the prior N(0, I)"
-    return f"Samples from {prior}" + (", labels cycling through the 10 classes" if config.model.conditional else "")
-
-
-def load_run_state(workdir: str | Path, which: str = "best") -> tuple[ml_collections.ConfigDict, TrainState]:
-    """A finished or stopped run's config and its best (or latest) TrainState, for analysis."""
-    config = runs.load_config(workdir)
-    template = initial_state(config)
-    checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep)
-    try:
-        state, _ = checkpoints.restore_best(template) if which == "best" else checkpoints.restore_latest(template)
-    finally:
-        checkpoints.close()
-    return config, state

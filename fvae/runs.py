@@ -17,6 +17,9 @@ from typing import Any
 
 import ml_collections
 
+from fvae.config import flatten, with_defaults
+from fvae.errors import UserError
+
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 TEST_METRICS_FILE = "test_metrics.json"
@@ -27,7 +30,7 @@ PACKAGES = ("fvae", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tenso
 RESUMABLE_CHANGES = ("train.max_epochs", "train.patience", "train.max_train_minutes")
 
 
-class RunDirError(RuntimeError):
+class RunDirError(UserError):
     """The run directory cannot be used as asked; the message says why and what to do."""
 
 
@@ -48,18 +51,6 @@ def read_json(path: str | Path) -> Any:
         return json.load(f)
 
 
-def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}."""
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def start(workdir: str | Path, config: dict, resume: bool, write: bool = True) -> dict[str, tuple]:
     """Creates a new run directory with its config, or checks one that is resumed.
 
@@ -75,8 +66,7 @@ def start(workdir: str | Path, config: dict, resume: bool, write: bool = True) -
         if not config_path.is_file():
             raise RunDirError(f"Cannot resume: {workdir} holds no run ({CONFIG_FILE} is missing). "
                               "Start it without --resume.")
-        from fvae.config import with_defaults  # Keys added since the run started count at their defaults.
-
+        # Keys added since the run started count at their defaults.
         stored = flatten(_to_json(with_defaults(read_json(config_path)).to_dict()))
         given = flatten(_to_json(with_defaults(_to_json(config)).to_dict()))
         differences = sorted(k for k in set(stored) | set(given)
@@ -134,6 +124,14 @@ def cpu_model() -> str:
             f"{fields.get('model', '?')}, stepping {fields.get('stepping', '?')}; {' '.join(vector) or 'no avx2'})")
 
 
+def version_changes(workdir: str | Path) -> dict[str, tuple]:
+    """{name: (recorded, now)} for the versions (and CPU) that differ from the run's versions.json:
+    a resumed run under other versions may not be bit-identical."""
+    path = Path(workdir) / VERSIONS_FILE
+    recorded = read_json(path) if path.is_file() else {}
+    return {k: (recorded[k], v) for k, v in versions().items() if k in recorded and recorded[k] != v}
+
+
 @contextlib.contextmanager
 def exclusive(workdir: str | Path):
     """Holds an exclusive lock on a run directory, so two processes cannot write one run.
@@ -163,8 +161,6 @@ def exclusive(workdir: str | Path):
 
 def load_config(workdir: str | Path) -> ml_collections.ConfigDict:
     """The resolved config a run was started with (keys added since then take their defaults)."""
-    from fvae.config import with_defaults  # fvae.config imports this module.
-
     path = Path(workdir) / CONFIG_FILE
     if not path.is_file():
         raise RunDirError(f"{workdir} holds no run ({CONFIG_FILE} is missing).")

@@ -1,51 +1,24 @@
 """Sweeps: train and evaluate several configs in turn and tabulate them (experiments.sweep
-is the command line). Writes run directories and evaluation folders, like fvae.runner."""
+is the command line and finds configs by name). Writes run directories and evaluation
+folders, like fvae.runner."""
 
 from __future__ import annotations
 
-import ast
-import importlib
 from pathlib import Path
 
 import ml_collections
 
 from fvae import runs
-from fvae.config import check_key, split_overrides
 from fvae.report import evaluate_run
 from fvae.runner import train_and_evaluate
-
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "experiments" / "configs"
 
 COLUMNS = ("config", "likelihood", "test -log p(x), nats", "bits/dim", "neg. ELBO", "active units",
            "probe acc.", "epochs (best/trained)", "train min")
 
 
-def load_config(name: str, overrides: list[str]) -> ml_collections.ConfigDict:
-    """experiments/configs/<name>.py with `key.path=value` overrides (values as Python literals;
-    one string may hold several, comma-separated: see fvae.config.split_overrides)."""
-    try:
-        module = importlib.import_module(f"experiments.configs.{name}")
-    except ModuleNotFoundError as err:
-        known = sorted(p.stem for p in CONFIG_DIR.glob("*.py") if p.stem != "__init__")
-        raise ValueError(f"no config {name!r} in experiments/configs (known: {', '.join(known)})") from err
-    config = module.get_config()
-    for override in split_overrides(overrides):
-        key, sep, text = override.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects key=value, got {override!r}")
-        check_key(key)
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text  # A bare string such as likelihood.name=gaussian.
-        config.update_from_flattened_dict({key: value})
-    return config
-
-
-def run_one(name: str, workdir: Path, overrides: list[str], iwae_samples: int, eval_images: int,
+def run_one(name: str, config: ml_collections.ConfigDict, workdir: Path, iwae_samples: int, eval_images: int,
             log=print) -> dict:
-    """Trains (or reuses / resumes) one config and evaluates it; returns its table row."""
-    config = load_config(name, overrides)
+    """Trains (or reuses / resumes) one config into workdir/name and evaluates it; returns its table row."""
     run_dir = workdir / name
     finished = (run_dir / runs.TEST_METRICS_FILE).is_file()
     if not finished:

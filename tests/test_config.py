@@ -118,7 +118,7 @@ def test_overrides_split_on_commas_outside_brackets():
 
 
 def test_sweep_overrides_accept_tuples_and_reject_unknown_keys():
-    from fvae.sweep import load_config
+    from experiments.configs import load as load_config
 
     config = load_config("default", ["model.encoder_hidden=(512,256),model.decoder_hidden=(64,)",
                                       "train.max_epochs=3"])
@@ -126,3 +126,40 @@ def test_sweep_overrides_accept_tuples_and_reject_unknown_keys():
     assert config.train.max_epochs == 3
     with pytest.raises(ValueError, match="nearest valid keys: train.max_epochs"):
         load_config("default", ["train.max_epoch=3"])
+
+
+def test_config_files_import_no_jax_and_fvae_has_no_import_cycle():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import experiments.configs.default, experiments.configs.conv, fvae.config, fvae.runs, fvae.errors\n"
+            "assert not [m for m in sys.modules if m == 'jax' or m.startswith(('jax.', 'flax', 'optax'))], "
+            "sorted(m for m in sys.modules if m.startswith('jax'))[:5]\n"
+            "import fvae\n"
+            "assert 'jax' not in sys.modules\n"
+            "assert fvae.train_step is not None and 'jax' in sys.modules  # Loaded on first use.\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # No module of fvae imports one that imports it back (at module level or inside a function),
+    # and none imports or reads experiments/.
+    import ast
+
+    imports = {}
+    for path in (REPO / "fvae").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        nodes = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        modules = {a.name for n in nodes if isinstance(n, ast.Import) for a in n.names}
+        modules |= {n.module for n in nodes if isinstance(n, ast.ImportFrom) and n.module}
+        modules |= {f"fvae.{a.name}" for n in nodes if isinstance(n, ast.ImportFrom) and n.module == "fvae"
+                    for a in n.names}
+        name = "fvae" if path.stem == "__init__" else f"fvae.{path.stem}"
+        imports[name] = {m for m in modules if m.startswith("fvae.")} - {name}
+        reads_experiments = any(isinstance(n, ast.Constant) and n.value == "experiments" for n in ast.walk(tree))
+        assert not {m for m in modules if m.split(".")[0] == "experiments"} and not reads_experiments, path.name
+
+    def reaches(start, goal, seen=()):
+        return any(m == goal or (m not in seen and reaches(m, goal, (*seen, m))) for m in imports.get(start, ()))
+
+    cycles = sorted(m for m in imports if reaches(m, m))
+    assert not cycles, cycles

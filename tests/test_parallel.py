@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import mlp500
-from fvae import parallel, train
+from fvae import train
 from fvae.models import VAE, Decoder, Encoder
 from tests.conftest import REPO
 from tests.helpers import fake_images

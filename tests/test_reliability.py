@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import pytest
 
 from experiments.configs import mlp500
-from fvae import data, runner, runs
+from fvae import data, experiment, runner, runs
 from fvae.checkpoint import FORMAT_VERSION, CheckpointError, Checkpoints, _write_digest
 from tests.conftest import REPO, RELIABILITY
 from tests.helpers import debian_style_copy, params_equal, rewrite_idx
@@ -264,7 +263,7 @@ def test_incompatible_checkpoints_fail_clearly(finished_run, tmp_path):
         meta.write_text(json.dumps(content))
         _write_digest(meta.parents[1])  # A consistent checkpoint of another format, not a damaged one.
     with pytest.raises(CheckpointError, match="format version"):
-        runner.load_run_state(old)
+        experiment.load_run_state(old)
 
 
 @BAD_INPUT
@@ -282,3 +281,20 @@ def test_resume_past_a_damaged_checkpoint_from_the_cli(finished_run, prepared_da
     assert "resuming from the previous checkpoint (epoch 1)" in output and "Traceback" not in output
     assert [r["epoch"] for r in runs.load_history(workdir)] == [1, 2]
     assert without_timing(runs.load_history(workdir)) == without_timing(runs.load_history(finished_run))
+
+
+@BAD_INPUT
+@pytest.mark.parametrize("command, message", [
+    (["experiments.evaluate", "--workdir", "{tmp}/nothing"], "holds no run"),
+    (["experiments.sample", "--workdir", "{tmp}/nothing"], "holds no run"),
+    (["experiments.prepare_data", "--data_dir", "{tmp}/tfds", "--manual_dir", "{tmp}"], "Missing data file"),
+    (["experiments.train", "--workdir", "{tmp}/nothing", "--resume"], "holds no run"),
+    (["experiments.sweep", "--configs", "nope", "--workdir", "{tmp}/sweep"], "no config 'nope'"),
+])
+def test_every_cli_reports_user_errors_the_same_way(tmp_path, command, message):
+    args = [part.replace("{tmp}", str(tmp_path)) for part in command]
+    result = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=ENV, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    error = result.stderr[result.stderr.index("error: "):]  # The message may span lines.
+    assert message in error and not error.rstrip().endswith("Error")

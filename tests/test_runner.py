@@ -11,7 +11,8 @@ import pytest
 from experiments.configs import conv, iwae, mlp500
 from fvae import data, runner, runs
 from fvae.checkpoint import Checkpoints
-from fvae.runner import initial_state, train_and_evaluate
+from fvae.experiment import initial_state, load_splits
+from fvae.runner import train_and_evaluate
 from tests.conftest import REPO
 from tests.helpers import params_equal
 
@@ -268,7 +269,7 @@ def test_binarized_runs_validate_and_test_on_one_fixed_binarization(prepared_dat
 
     config = small_config(prepared_data_dir, 1, base=binarized_mlp)
     raw = data.load(prepared_data_dir, val_size=500, seed=config.seed, train_subset=1000)
-    splits, again = runner.load_splits(config), runner.load_splits(config)
+    splits, again = load_splits(config), load_splits(config)
     for name in ("val_images", "test_images"):
         bits, grey = getattr(splits, name), getattr(raw, name)
         assert set(np.unique(bits)) == {0, 255}
@@ -281,4 +282,4 @@ def test_binarized_runs_validate_and_test_on_one_fixed_binarization(prepared_dat
     np.testing.assert_array_equal(splits.train_images, raw.train_images)  # Binarized afresh every step.
     assert not np.array_equal(splits.val_images, splits.test_images[:500])
     config.likelihood.eval_binarization_seed = 1
-    assert not np.array_equal(runner.load_splits(config).test_images, splits.test_images)
+    assert not np.array_equal(load_splits(config).test_images, splits.test_images)

@@ -6,9 +6,10 @@ import sys
 import numpy as np
 import pytest
 
+from experiments import configs
 from fvae import data, report, runs, sweep
 from fvae.report import sample_run
-from fvae.runner import load_run_state
+from fvae.experiment import load_run_state
 from tests.helpers import bound_slack
 from tests.conftest import REPO
 from tests.test_plots import assert_picture
@@ -34,8 +35,8 @@ def sweep_dir(prepared_data_dir, tmp_path_factory):
     real = report.iwae_log_likelihoods
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(report, "iwae_log_likelihoods", recording)
-        rows = [sweep.run_one(name, root, overrides, iwae_samples=10, eval_images=100, log=lambda _: None)
-                for name in NAMES]
+        rows = [sweep.run_one(name, configs.load(name, overrides), root, iwae_samples=10, eval_images=100,
+                              log=lambda _: None) for name in NAMES]
     (root / "results.md").write_text(sweep.markdown_table(rows, 10, 100))
     return root, rows, dict(zip(NAMES, evaluated))
 
@@ -67,9 +68,9 @@ def test_binarized_model_is_evaluated_on_the_fixed_binarization_of_the_test_imag
 
 def test_sweep_rejects_unknown_configs_and_bad_overrides():
     with pytest.raises(ValueError, match="no config 'nope'"):
-        sweep.load_config("nope", [])
+        configs.load("nope", [])
     with pytest.raises(ValueError, match="key=value"):
-        sweep.load_config("default", ["train.batch_size"])
+        configs.load("default", ["train.batch_size"])
 
 
 def test_conditional_run_reports_class_grids(sweep_dir):

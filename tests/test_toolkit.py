@@ -11,7 +11,7 @@ from fvae import runs
 from fvae.runner import train_and_evaluate
 from tests.conftest import REPO
 from tests.test_plots import assert_picture
-from fvae.runner import load_run_state, load_splits
+from fvae.experiment import load_run_state, load_splits
 from tests.helpers import bound_slack
 from tests.test_runner import small_config
 

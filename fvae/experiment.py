@@ -1,0 +1,74 @@
+"""Experiment setup from a config: the run's random streams, its data splits (with the
+evaluation binarization), its initial state, the labels a model is given, and a trained
+run's state for analysis. Shared by the runner, the report, the sweep and notebooks."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+
+from fvae import data, runs
+from fvae.checkpoint import Checkpoints
+from fvae.config import objective
+from fvae.models import build_model
+from fvae.train import TrainState, create_train_state
+
+
+def run_keys(seed: int) -> dict[str, jax.Array]:
+    """The run's independent random streams, all derived from the seed."""
+    root = jax.random.key(seed)
+    return {name: jax.random.fold_in(root, i) for i, name in enumerate(("init", "train", "shuffle", "eval", "sample"))}
+
+
+def load_splits(config: ml_collections.ConfigDict) -> data.Splits:
+    """The train/val/test arrays a config asks for (prepared through tfds once).
+
+    For the binarized Bernoulli likelihood, validation and test images are binarized
+    once, by likelihood.eval_binarization_seed (the standard setting for comparing
+    -log p(x) with published numbers); training images stay grey and are binarized
+    afresh in every train step.
+    """
+    splits = data.load(config.data.data_dir or None, config.data.manual_dir or None, val_size=config.data.val_size,
+                       seed=config.seed, flatten=True, train_subset=config.data.train_subset)
+    if config.likelihood.name == "binarized_bernoulli":
+        seed = config.likelihood.eval_binarization_seed
+        splits = dataclasses.replace(splits, val_images=data.binarize_fixed(splits.val_images, [seed, 1]),
+                                     test_images=data.binarize_fixed(splits.test_images, [seed, 2]))
+    return splits
+
+
+def initial_state(config: ml_collections.ConfigDict) -> TrainState:
+    """The run's freshly initialized TrainState (also the template that checkpoints restore into)."""
+    return create_train_state(build_model(config), run_keys(config.seed)["init"],
+                              np.zeros((1, 784), np.uint8), config.train.learning_rate, objective(config))
+
+
+def conditioning_labels(config: ml_collections.ConfigDict, labels: np.ndarray) -> np.ndarray | None:
+    """The labels to pass along with images: only conditional models read them."""
+    return labels if config.model.conditional else None
+
+
+def sample_labels(config: ml_collections.ConfigDict, num: int) -> np.ndarray | None:
+    """Labels for a picture of prior samples: every class in turn (conditional models), else None."""
+    return np.arange(num, dtype=np.int32) % data.NUM_CLASSES if config.model.conditional else None
+
+
+def samples_title(config: ml_collections.ConfigDict) -> str:
+    prior = "the VampPrior" if config.prior.name == "vamp" else "the prior N(0, I)"
+    return f"Samples from {prior}" + (", labels cycling through the 10 classes" if config.model.conditional else "")
+
+
+def load_run_state(workdir: str | Path, which: str = "best") -> tuple[ml_collections.ConfigDict, TrainState]:
+    """A finished or stopped run's config and its best (or latest) TrainState, for analysis."""
+    config = runs.load_config(workdir)
+    template = initial_state(config)
+    checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep)
+    try:
+        state, _ = checkpoints.restore_best(template) if which == "best" else checkpoints.restore_latest(template)
+    finally:
+        checkpoints.close()
+    return config, state
