@@ -28,3 +28,17 @@ def test_benchmark_writes_its_report_and_counts_flops_right(tmp_path):
     assert 0 < row["fraction_of_peak"] < 2
     table = (tmp_path / "benchmark.md").read_text()
     assert "| mlp500 | 128 |" in table and "| conv_2d | 128 |" in table and "| n/a |" in table
+
+
+def test_nonfinite_benchmark_compares_waiting_and_not_waiting(tmp_path):
+    """Tiny sizes: checks the rows it writes (every block size with and without the wait), not speed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.benchmark_nonfinite", "--train_images=1024", "--epochs=1",
+         "--steps_per_call=2,0", f"--out={tmp_path}"],
+        cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "nonfinite.json").read_text())
+    assert [(r["steps_per_call"], r["stop_on_nonfinite"]) for r in report["rows"]] == [
+        (2, False), (2, True), (0, False), (0, True)]
+    assert all(r["seconds_per_epoch"] > 0 for r in report["rows"]) and report["cpu"]
+    assert "| mlp500 | whole epoch | yes |" in (tmp_path / "nonfinite.md").read_text()

@@ -1,0 +1,69 @@
+"""What stopping right after a NaN costs: `train_epoch` waits for each block's non-finite check
+before dispatching the next (stop_on_nonfinite=True, what the runner uses) versus dispatching
+every block without waiting (False).
+
+    python -m experiments.benchmark_nonfinite [--config mlp500] [--steps_per_call 0,8] [--epochs 5]
+
+Synthetic uint8 images (55,000, like benchmark.py); best epoch time of --epochs after one
+warm-up epoch, per setting. Writes benchmarks/nonfinite.md and .json (--out).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from experiments import cli  # First: sets the TensorFlow log level.
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import flags  # noqa: E402
+
+from experiments.configs import load  # noqa: E402
+from fvae import train  # noqa: E402
+from fvae.experiment import initial_state  # noqa: E402
+from fvae.runs import cpu_model  # noqa: E402
+
+flags.DEFINE_string("config", "mlp500", "Config module under experiments/configs.")
+flags.DEFINE_list("steps_per_call", ["8", "0"], "Block sizes to compare (0: the whole epoch in one call).")
+flags.DEFINE_integer("train_images", 55_000, "Synthetic training images per epoch.")
+flags.DEFINE_integer("epochs", 5, "Timed epochs per setting (after one warm-up epoch).")
+flags.DEFINE_string("out", "benchmarks", "Folder for nonfinite.md and nonfinite.json.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    config = load(FLAGS.config)
+    batch = config.train.batch_size
+    images = jax.device_put(np.random.default_rng(0).integers(0, 256, (FLAGS.train_images, 784), dtype=np.uint8))
+    key, shuffle_key = jax.random.key(1), jax.random.key(2)
+    rows = []
+    for block in (int(b) for b in FLAGS.steps_per_call):
+        for wait in (False, True):
+            state, times = initial_state(config), []
+            for epoch in range(FLAGS.epochs + 1):
+                begin = time.perf_counter()
+                state, metrics = train.train_epoch(state, images, key, shuffle_key, epoch, batch, block,
+                                                   stop_on_nonfinite=wait)
+                jax.block_until_ready(metrics)
+                times.append(time.perf_counter() - begin)
+            best = min(times[1:])
+            rows.append({"config": FLAGS.config, "steps_per_call": block, "stop_on_nonfinite": wait,
+                         "seconds_per_epoch": best, "images_per_second": FLAGS.train_images // batch * batch / best})
+            print(json.dumps(rows[-1]))
+    out = Path(FLAGS.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_model(), "jax": jax.__version__,
+            "backend": jax.default_backend(), "rows": rows}
+    (out / "nonfinite.json").write_text(json.dumps(meta, indent=2) + "\n")
+    lines = [f"{meta['date']}, {meta['cpu']}, jax {meta['jax']} ({meta['backend']}); best of {FLAGS.epochs} epochs",
+             "", "| config | steps_per_call | waits for the NaN check | s/epoch | img/s |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['config']} | {r['steps_per_call'] or 'whole epoch'} | {'yes' if r['stop_on_nonfinite'] else 'no'} "
+              f"| {r['seconds_per_epoch']:.3f} | {r['images_per_second']:.0f} |" for r in rows]
+    (out / "nonfinite.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    cli.run(main)
