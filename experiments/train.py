@@ -11,6 +11,7 @@ from absl import app, flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from fvae import runs  # noqa: E402
+from fvae.config import check_key  # noqa: E402
 from fvae.runner import train_and_evaluate  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -25,8 +26,6 @@ flags.DEFINE_bool("progress", True, "Show a progress bar per epoch.")
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing, after checking every --config.KEY override against the schema: a typo
     gets one message naming the key and the nearest valid keys, not an ml_collections traceback."""
-    from fvae.config import check_key
-
     for arg in argv[1:]:
         if arg.startswith("--config."):
             try:
