@@ -14,6 +14,7 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "Dataset": "data",
     "eval_step": "evaluate", "evaluate_elbo": "evaluate", "generate": "evaluate",
     "iwae_log_likelihoods": "evaluate", "iwae_nll": "evaluate", "latent_statistics": "evaluate",
     "reconstruct": "evaluate",

@@ -12,7 +12,7 @@ from typing import Any
 
 import ml_collections
 
-from fvae.data import NUM_TRAIN
+from fvae.data_files import NUM_TRAIN
 from fvae.errors import ConfigError
 
 PRIORS = ("standard_normal", "vamp")

@@ -16,3 +16,7 @@ class ConfigError(UserError, ValueError):
 class Interrupted(UserError):
     """SIGTERM/SIGINT stopped training cleanly after a saved epoch; the message says how to resume
     (command-line scripts exit with status 130)."""
+
+
+class DataError(UserError):
+    """The data could not be found, verified, prepared or read; the message says how to fix it."""

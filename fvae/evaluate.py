@@ -9,6 +9,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from fvae.data import Dataset, as_dataset
 from fvae.losses import iwae_bound, kl_per_dimension, log_importance_weights, log_normal_diag, log_standard_normal
 from fvae.models import reparameterize
 from fvae.train import Batch, Metrics, TrainState, as_unit_interval, unpack
@@ -52,20 +53,21 @@ def eval_step(state: TrainState, batch: Batch, key: jax.Array) -> Metrics:
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "batch_sharding", "num_samples", "unroll"))
-def evaluate_elbo(state: TrainState, images: jax.Array, key: jax.Array, batch_size: int = 1000,
-                  batch_sharding: jax.sharding.Sharding | None = None, labels: jax.Array | None = None,
+def evaluate_elbo(state: TrainState, dataset: Dataset | jax.Array, key: jax.Array, batch_size: int = 1000,
+                  batch_sharding: jax.sharding.Sharding | None = None,
                   num_samples: int = 1, unroll: bool = False) -> Metrics:
-    """Mean negative ELBO, reconstruction and KL (nats per image) over all `images`.
+    """Mean negative ELBO, reconstruction and KL (nats per image) over a whole split.
 
     With num_samples=K > 1, "loss" is the negative IWAE bound with K samples instead
     (what early stopping should watch when training on that bound). Runs as one compiled
     call: images are padded to whole batches and the padding is masked out, so every
     image counts exactly once whatever the split size. Batch i uses fold_in(key, i), so
     the estimate is deterministic for a given key. batch_size must be a multiple of the
-    device count when batch_sharding is given. labels (N,): for conditional models.
-    unroll: compile the batches as straight-line code, not a loop (for conv models on
+    device count when batch_sharding is given. dataset: images, or a Dataset whose labels
+    (N,) a conditional model reads. unroll: compile the batches as straight-line code, not a loop (for conv models on
     CPU; see fvae.train.train_steps).
     """
+    images, labels = as_dataset(dataset)
     n = images.shape[0]
     batches, mask = _padded_batches(images, batch_size)
     label_batches = None if labels is None else _padded_batches(labels, batch_size)[0]
@@ -153,17 +155,18 @@ def _batch_log_likelihoods(state: TrainState, batch: jax.Array, labels: jax.Arra
         lambda z: _apply(state, z, method="log_prior"), unroll)
 
 
-def iwae_log_likelihoods(state: TrainState, images: jax.Array, key: jax.Array, num_samples: int = 1000,
-                         batch_size: int = 100, sample_chunk: int = 100, labels: jax.Array | None = None,
-                         unroll: bool = False) -> jax.Array:
+def iwae_log_likelihoods(state: TrainState, dataset: Dataset | jax.Array, key: jax.Array, num_samples: int = 1000,
+                         batch_size: int = 100, sample_chunk: int = 100, unroll: bool = False) -> jax.Array:
     """Per-image IWAE estimates of log p(x) in nats: (N,) (lower bounds on log p(x) in expectation).
 
     Uses the model's own likelihood and prior (N(0, I) or VampPrior). One compiled call
     per batch of images, dispatched without waiting (batch i uses fold_in(key, i)); memory
     is bounded by batch_size * sample_chunk decoder outputs; the last batch is padded and
-    the padding dropped. labels (N,): for conditional models (then it is log p(x | label)).
+    the padding dropped. dataset: images, or a Dataset whose labels (N,) a conditional
+    model reads (then it is log p(x | label)).
     unroll: the sample chunks as straight-line code (conv models on CPU).
     """
+    images, labels = as_dataset(dataset)
     batches, _ = _padded_batches(images, batch_size)
     label_batches = None if labels is None else _padded_batches(labels, batch_size)[0]
     parts = [_batch_log_likelihoods(state, batches[i], None if label_batches is None else label_batches[i],
@@ -172,11 +175,10 @@ def iwae_log_likelihoods(state: TrainState, images: jax.Array, key: jax.Array, n
     return jnp.concatenate(parts)[:images.shape[0]]
 
 
-def iwae_nll(state: TrainState, images: jax.Array, key: jax.Array, num_samples: int = 1000,
-             batch_size: int = 100, sample_chunk: int = 100, labels: jax.Array | None = None,
-             unroll: bool = False) -> jax.Array:
-    """Mean IWAE estimate of -log p(x) in nats per image over `images` (see iwae_log_likelihoods)."""
-    return -jnp.mean(iwae_log_likelihoods(state, images, key, num_samples, batch_size, sample_chunk, labels, unroll))
+def iwae_nll(state: TrainState, dataset: Dataset | jax.Array, key: jax.Array, num_samples: int = 1000,
+             batch_size: int = 100, sample_chunk: int = 100, unroll: bool = False) -> jax.Array:
+    """Mean IWAE estimate of -log p(x) in nats per image over a split (see iwae_log_likelihoods)."""
+    return -jnp.mean(iwae_log_likelihoods(state, dataset, key, num_samples, batch_size, sample_chunk, unroll))
 
 
 def _map_images(fn: Callable, images, batch_size: int, unroll: bool = False):
@@ -189,11 +191,11 @@ def _map_images(fn: Callable, images, batch_size: int, unroll: bool = False):
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "unroll"))
-def encode_dataset(state: TrainState, images: jax.Array, batch_size: int = 1000, labels: jax.Array | None = None,
+def encode_dataset(state: TrainState, dataset: Dataset | jax.Array, batch_size: int = 1000,
                    unroll: bool = False) -> tuple[jax.Array, jax.Array]:
     """Posterior means and log-variances of every image: each (N, latents)."""
     return _map_images(lambda batch: _apply(state, as_unit_interval(batch[0]), batch[1], method="encode"),
-                       (images, labels), batch_size, unroll)
+                       tuple(as_dataset(dataset)), batch_size, unroll)
 
 
 def active_units(posterior_means: jax.Array, threshold: float = 0.01) -> jax.Array:
@@ -205,7 +207,7 @@ def active_units(posterior_means: jax.Array, threshold: float = 0.01) -> jax.Arr
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "unroll"))
-def latent_statistics(state: TrainState, images: jax.Array, batch_size: int = 1000, labels: jax.Array | None = None,
+def latent_statistics(state: TrainState, dataset: Dataset | jax.Array, batch_size: int = 1000,
                       unroll: bool = False) -> dict[str, jax.Array]:
     """Per-dimension KL to N(0, 1) (D,), active units, and reconstruction MSE on [0, 1]
     pixels (per pixel). With a VampPrior the per-dimension KL is still measured against
@@ -217,6 +219,6 @@ def latent_statistics(state: TrainState, images: jax.Array, batch_size: int = 10
         recon = decode(state, mean, batch_labels)
         return mean, kl_per_dimension(mean, logvar), jnp.mean(jnp.square(recon - x), axis=-1)
 
-    mean, kl, squared_error = _map_images(per_image, (images, labels), batch_size, unroll)
+    mean, kl, squared_error = _map_images(per_image, tuple(as_dataset(dataset)), batch_size, unroll)
     return {"kl_per_dimension": jnp.mean(kl, axis=0), "active_units": active_units(mean),
             "reconstruction_mse": jnp.mean(squared_error)}

@@ -36,8 +36,9 @@ def load_splits(config: ml_collections.ConfigDict) -> data.Splits:
                        seed=config.seed, flatten=True, train_subset=config.data.train_subset)
     if config.likelihood.name == "binarized_bernoulli":
         seed = config.likelihood.eval_binarization_seed
-        splits = dataclasses.replace(splits, val_images=data.binarize_fixed(splits.val_images, [seed, 1]),
-                                     test_images=data.binarize_fixed(splits.test_images, [seed, 2]))
+        splits = dataclasses.replace(
+            splits, val=splits.val._replace(images=data.binarize_fixed(splits.val.images, [seed, 1])),
+            test=splits.test._replace(images=data.binarize_fixed(splits.test.images, [seed, 2])))
     return splits
 
 
@@ -50,6 +51,11 @@ def initial_state(config: ml_collections.ConfigDict) -> TrainState:
 def conditioning_labels(config: ml_collections.ConfigDict, labels: np.ndarray) -> np.ndarray | None:
     """The labels to pass along with images: only conditional models read them."""
     return labels if config.model.conditional else None
+
+
+def model_inputs(config: ml_collections.ConfigDict, dataset: data.Dataset) -> data.Dataset:
+    """What the model reads of a split: its images, with the labels only for conditional models."""
+    return data.Dataset(dataset.images, conditioning_labels(config, dataset.labels))
 
 
 def sample_labels(config: ml_collections.ConfigDict, num: int) -> np.ndarray | None:

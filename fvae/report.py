@@ -17,8 +17,8 @@ from fvae.evaluate import (decode, encode_dataset, evaluate_elbo, generate, iwae
                            reconstruct)
 from fvae.likelihoods import bits_per_dim, build_likelihood
 from fvae.representations import knn_accuracy, linear_probe_accuracy
-from fvae.experiment import (conditioning_labels, load_run_state, load_splits, run_keys, sample_labels,
-                             samples_title)
+from fvae.experiment import (conditioning_labels, load_run_state, load_splits, model_inputs, run_keys,
+                             sample_labels, samples_title)
 
 EVAL_DIR = "eval"
 
@@ -33,25 +33,23 @@ def evaluate_run(workdir: str | Path, iwae_samples=(1000,), split: str = "test",
     out.mkdir(parents=True, exist_ok=True)
     config, state = load_run_state(workdir)
     splits = load_splits(config)
-    images, labels = {"test": (splits.test_images, splits.test_labels), "val": (splits.val_images, splits.val_labels),
-                      "train": (splits.train_images, splits.train_labels)}[split]
+    evaluated = {"test": splits.test, "val": splits.val, "train": splits.train}[split]
     if limit:
-        images, labels = images[:limit], labels[:limit]
-    device_images = jax.device_put(images)
-    device_labels = jax.device_put(conditioning_labels(config, labels))
+        evaluated = evaluated.take(limit)
+    inputs = jax.device_put(model_inputs(config, evaluated))
     keys = run_keys(config.seed)
     discrete = build_likelihood(config.likelihood).discrete  # bits/dim only where defined
-    metrics = {"split": split, "images": len(images), "latents": config.model.latents,
+    metrics = {"split": split, "images": evaluated.num_examples, "latents": config.model.latents,
                "likelihood": config.likelihood.name}
 
     start = time.perf_counter()
     unroll = config.train.unroll  # Conv models: no loops around convolutions on CPU (fvae.train.train_steps).
     batch_size = 5000 if unroll else 1000  # Fewer unrolled copies.
-    elbo = evaluate_elbo(state, device_images, keys["eval"], batch_size, labels=device_labels, unroll=unroll)
+    elbo = evaluate_elbo(state, inputs, keys["eval"], batch_size, unroll=unroll)
     metrics.update({f"elbo_{k}": float(v) for k, v in elbo.items()})
     if discrete:
         metrics["elbo_bits_per_dim"] = bits_per_dim(metrics["elbo_loss"])
-    stats = latent_statistics(state, device_images, batch_size, labels=device_labels, unroll=unroll)
+    stats = latent_statistics(state, inputs, batch_size, unroll=unroll)
     metrics["kl_per_dimension"] = [float(v) for v in stats["kl_per_dimension"]]
     metrics["active_units"] = int(stats["active_units"])
     metrics["reconstruction_mse"] = float(stats["reconstruction_mse"])
@@ -59,8 +57,8 @@ def evaluate_run(workdir: str | Path, iwae_samples=(1000,), split: str = "test",
     for k in iwae_samples:
         start = time.perf_counter()
         per_image = -np.asarray(iwae_log_likelihoods(
-            state, device_images, jax.random.fold_in(keys["eval"], k), num_samples=k, batch_size=100,
-            sample_chunk=math.gcd(k, 100), labels=device_labels, unroll=unroll), np.float64)
+            state, inputs, jax.random.fold_in(keys["eval"], k), num_samples=k, batch_size=100,
+            sample_chunk=math.gcd(k, 100), unroll=unroll), np.float64)
         nll = float(np.mean(per_image))
         metrics[f"iwae_nll_k{k}"] = nll
         # Standard error of the mean over the images (their spread, plus the Monte Carlo noise).
@@ -72,16 +70,15 @@ def evaluate_run(workdir: str | Path, iwae_samples=(1000,), split: str = "test",
         log(f"IWAE K={k}: -log p(x) <= {nll:.2f} nats{bits} in {metrics[f'seconds_iwae_k{k}']:.0f} s")
 
     start = time.perf_counter()
-    train_codes = np.asarray(encode_dataset(state, jax.device_put(splits.train_images), batch_size,
-                                            conditioning_labels(config, splits.train_labels), unroll)[0])
-    test_codes = np.asarray(encode_dataset(state, jax.device_put(splits.test_images), batch_size,
-                                           conditioning_labels(config, splits.test_labels), unroll)[0])
-    for name, array in (("train_codes", train_codes), ("train_labels", splits.train_labels),
-                        ("test_codes", test_codes), ("test_labels", splits.test_labels)):
+    train_codes, test_codes = (
+        np.asarray(encode_dataset(state, jax.device_put(model_inputs(config, split)), batch_size, unroll)[0])
+        for split in (splits.train, splits.test))
+    train_labels, test_labels = splits.train.labels, splits.test.labels
+    for name, array in (("train_codes", train_codes), ("train_labels", train_labels),
+                        ("test_codes", test_codes), ("test_labels", test_labels)):
         np.save(out / f"{name}.npy", array)
-    metrics["linear_probe_accuracy"] = linear_probe_accuracy(train_codes, splits.train_labels, test_codes,
-                                                             splits.test_labels)
-    metrics["knn5_accuracy"] = knn_accuracy(train_codes, splits.train_labels, test_codes, splits.test_labels)
+    metrics["linear_probe_accuracy"] = linear_probe_accuracy(train_codes, train_labels, test_codes, test_labels)
+    metrics["knn5_accuracy"] = knn_accuracy(train_codes, train_labels, test_codes, test_labels)
     metrics["seconds_probes"] = time.perf_counter() - start
 
     pictures = _pictures(state, config, splits, test_codes, keys, workdir, out, metrics["kl_per_dimension"])
@@ -95,7 +92,7 @@ def evaluate_run(workdir: str | Path, iwae_samples=(1000,), split: str = "test",
 def _pictures(state, config, splits, test_codes, keys, workdir: Path, out: Path, kl: list[float]) -> list[str]:
     """Writes every picture into `out`; returns their file names in report order."""
     names = data.CLASS_NAMES
-    test_images, test_labels = splits.test_images, splits.test_labels
+    test_images, test_labels = splits.test
     written = []
 
     def saved(name):

@@ -24,7 +24,8 @@ from fvae.checkpoint import Checkpoints
 from fvae.config import validate
 from fvae.errors import Interrupted, UserError
 from fvae.evaluate import evaluate_elbo, generate, reconstruct
-from fvae.experiment import conditioning_labels, initial_state, load_splits, run_keys, sample_labels, samples_title
+from fvae.experiment import initial_state, load_splits, model_inputs, run_keys, sample_labels, samples_title
+from fvae.metric_writer import create_writer
 from fvae.parallel import Placement, to_host
 from fvae.train import EarlyStopping, TrainState, first_nonfinite_step, train_epoch, train_epoch_stepwise
 
@@ -106,11 +107,9 @@ def _train(config: ml_collections.ConfigDict, splits: data.Splits, workdir: Path
     t = config.train
     keys = where.put(run_keys(config.seed))
     state = where.put(initial_state(config))
-    train_images = where.put(splits.train_images) if t.on_device else splits.train_images
-    val_images, test_images = where.put(splits.val_images), where.put(splits.test_images)
-    train_labels = conditioning_labels(config, splits.train_labels)
-    train_labels = where.put(train_labels) if t.on_device else train_labels
-    val_labels = where.put(conditioning_labels(config, splits.val_labels))
+    train = model_inputs(config, splits.train)
+    train = where.put(train) if t.on_device else train
+    val = where.put(model_inputs(config, splits.val))
 
     checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep)
     stopper, history, start_epoch = EarlyStopping(t.patience, t.min_delta), [], 1
@@ -122,8 +121,9 @@ def _train(config: ml_collections.ConfigDict, splits: data.Splits, workdir: Path
             runs.write_history(workdir, history)  # Drops lines written after the checkpoint.
         log(f"Resuming {workdir} at epoch {start_epoch} (best so far: epoch {stopper.best_epoch}).")
 
-    steps_per_epoch = len(train_images) // t.batch_size
-    board = _tensorboard(workdir) if where.is_writer else None
+    images_per_epoch = train.num_examples // t.batch_size * t.batch_size
+    writer = create_writer(workdir, log, lambda epoch, s: _epoch_line(epoch, s, epoch == stopper.best_epoch),
+                           where.is_writer)
     try:
         for epoch in range(start_epoch, t.max_epochs + 1):
             if stopper.should_stop:
@@ -131,37 +131,32 @@ def _train(config: ml_collections.ConfigDict, splits: data.Splits, workdir: Path
             if t.max_train_minutes and sum(r["seconds"] for r in history) >= 60 * t.max_train_minutes:
                 log(f"Stopping after epoch {epoch - 1}: the training budget of {t.max_train_minutes} minutes is spent.")
                 break
-            state, record = _run_epoch(state, (train_images, train_labels), (val_images, val_labels), keys, epoch,
-                                       config, where, progress, workdir)
-            improved = stopper.update(epoch, record["val_loss"])
-            record.update(epoch=epoch, images_per_second=steps_per_epoch * t.batch_size / record["seconds"])
-            history.append(record)
+            state, metrics = _run_epoch(state, train, val, keys, epoch, config, where, progress, workdir)
+            metrics["images_per_second"] = images_per_epoch / metrics["seconds"]
+            improved = stopper.update(epoch, metrics["val_loss"])
+            history.append({"epoch": epoch, **metrics})
             checkpoints.save(epoch, state, {"epoch": epoch, "early_stopping": stopper.to_dict(),
                                             "history": history}, is_best=improved)
-            if where.is_writer:
-                runs.append_metrics(workdir, record)
-                for name, value in record.items():
-                    if name != "epoch":
-                        board.scalar(name, value, epoch)
-                board.flush()
-            log(f"epoch {epoch:3d}  train {record['train_loss']:.2f}  val {record['val_loss']:.2f} "
-                f"(rec {record['val_reconstruction']:.2f}, kl {record['val_kl']:.2f})  "
-                f"{record['seconds']:.1f}s  {record['images_per_second']:.0f} img/s"
-                f"{'  *best' if improved else ''}")
+            writer.write_scalars(epoch, metrics)
+            writer.flush()
             if stop.received:
                 raise Interrupted(f"{stop.received} received: stopped cleanly after epoch {epoch}, which is "
                                   f"saved. Resume with: python -m experiments.train --workdir {workdir} --resume")
         best_state, _ = checkpoints.restore_best(state)
     finally:
         checkpoints.close()
-        if board is not None:
-            board.close()
+        writer.close()
 
-    summary = _final_report(best_state, splits, val_images, test_images, keys, config, workdir, stopper,
-                            history, where)
+    summary = _final_report(best_state, splits, keys, config, workdir, stopper, history, where)
     log(f"Best epoch {stopper.best_epoch} of {len(history)}: test loss {summary['test_loss']:.2f} "
         f"(rec {summary['test_reconstruction']:.2f}, kl {summary['test_kl']:.2f}). Outputs in {workdir}")
     return summary
+
+
+def _epoch_line(epoch: int, m: dict, best: bool) -> str:
+    """The console line of one epoch."""
+    return (f"epoch {epoch:3d}  train {m['train_loss']:.2f}  val {m['val_loss']:.2f} (rec {m['val_reconstruction']:.2f}, "
+            f"kl {m['val_kl']:.2f})  {m['seconds']:.1f}s  {m['images_per_second']:.0f} img/s{'  *best' if best else ''}")
 
 
 def _resumed_stopper(saved: dict, t: ml_collections.ConfigDict, changes: dict[str, tuple], log) -> EarlyStopping:
@@ -181,17 +176,10 @@ def _resumed_stopper(saved: dict, t: ml_collections.ConfigDict, changes: dict[st
     return stopper
 
 
-def _tensorboard(workdir: Path):
-    """TensorBoard event files in <workdir>/tensorboard (`tensorboard --logdir runs` shows all runs)."""
-    from flax.metrics import tensorboard
-
-    return tensorboard.SummaryWriter(str(workdir / "tensorboard"))
-
-
-def _run_epoch(state: TrainState, train, val, keys, epoch: int, config: ml_collections.ConfigDict,
-               where: Placement, progress: bool, workdir: Path) -> tuple[TrainState, dict]:
-    """Trains one epoch and evaluates on validation; returns the state and the epoch record.
-    train, val: (images, labels or None).
+def _run_epoch(state: TrainState, train: data.Dataset, val: data.Dataset, keys, epoch: int,
+               config: ml_collections.ConfigDict, where: Placement, progress: bool, workdir: Path
+               ) -> tuple[TrainState, dict]:
+    """Trains one epoch and evaluates on validation; returns the state and the epoch's metrics.
 
     A NaN/Inf loss raises NonFiniteError right after the block (or step) it happened in,
     naming epoch and step; validation does not run. The validation loss (what early
@@ -201,24 +189,21 @@ def _run_epoch(state: TrainState, train, val, keys, epoch: int, config: ml_colle
     from tqdm.auto import tqdm
 
     t = config.train
-    (train_images, train_labels), (val_images, val_labels) = train, val
     start = time.perf_counter()
-    steps = len(train_images) // t.batch_size
+    steps = train.num_examples // t.batch_size
     with tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="step") as bar:
         if t.on_device:
-            state, train_metrics = train_epoch(state, train_images, keys["train"], keys["shuffle"], epoch,
-                                               t.batch_size, t.steps_per_call, bar.update, where.batch_sharding,
-                                               train_labels, t.unroll)
+            state, train_metrics = train_epoch(state, train, keys["train"], keys["shuffle"], epoch, t.batch_size,
+                                               t.steps_per_call, bar.update, where.batch_sharding, t.unroll)
         else:
-            state, train_metrics = train_epoch_stepwise(state, train_images, keys["train"], keys["shuffle"],
-                                                        epoch, t.batch_size, bar.update, where.batch_sharding,
-                                                        train_labels)
+            state, train_metrics = train_epoch_stepwise(state, train, keys["train"], keys["shuffle"], epoch,
+                                                        t.batch_size, bar.update, where.batch_sharding)
         nonfinite_step = first_nonfinite_step(train_metrics)
         if nonfinite_step >= 0:
             _raise_nonfinite(epoch, f"step {nonfinite_step}", workdir)
         del train_metrics["nonfinite_step"]
-        val_metrics = evaluate_elbo(state, val_images, keys["eval"], t.eval_batch_size, where.batch_sharding,
-                                    val_labels, config.objective.iwae_samples, t.unroll)
+        val_metrics = evaluate_elbo(state, val, keys["eval"], t.eval_batch_size, where.batch_sharding,
+                                    config.objective.iwae_samples, t.unroll)
         record = {f"train_{k}": v for k, v in to_host(train_metrics).items()}
         record.update({f"val_{k}": v for k, v in to_host(val_metrics).items()})
     bad = sorted(k for k, v in record.items() if not math.isfinite(v))
@@ -228,37 +213,29 @@ def _run_epoch(state: TrainState, train, val, keys, epoch: int, config: ml_colle
     return state, record
 
 
-def _final_report(state: TrainState, splits: data.Splits, val_images, test_images, keys,
-                  config: ml_collections.ConfigDict, workdir: Path, stopper: EarlyStopping,
-                  history: list[dict], where: Placement) -> dict:
+def _final_report(state: TrainState, splits: data.Splits, keys, config: ml_collections.ConfigDict,
+                  workdir: Path, stopper: EarlyStopping, history: list[dict], where: Placement) -> dict:
     """Test metrics of the best epoch (the only use of the test set) and the pictures.
 
     The losses are the bound the best epoch was chosen on: the negative ELBO, or the IWAE
     bound with the training K for IWAE runs.
     """
-    test_labels = where.put(conditioning_labels(config, splits.test_labels))
-    val_labels = where.put(conditioning_labels(config, splits.val_labels))
     t, k = config.train, config.objective.iwae_samples
-    test = evaluate_elbo(state, test_images, keys["eval"], t.eval_batch_size, where.batch_sharding, test_labels,
-                         k, t.unroll)
-    val = evaluate_elbo(state, val_images, keys["eval"], t.eval_batch_size, where.batch_sharding, val_labels,
-                        k, t.unroll)
     summary = {"best_epoch": stopper.best_epoch, "epochs_trained": len(history),
                "train_seconds": sum(r["seconds"] for r in history)}
-    summary.update({f"test_{k}": v for k, v in to_host(test).items()})
-    summary.update({f"val_{k}": v for k, v in to_host(val).items()})
+    for name, split in (("test", splits.test), ("val", splits.val)):
+        metrics = evaluate_elbo(state, where.put(model_inputs(config, split)), keys["eval"], t.eval_batch_size,
+                                where.batch_sharding, k, t.unroll)
+        summary.update({f"{name}_{key}": value for key, value in to_host(metrics).items()})
 
-    n = config.output.num_reconstructions
-    originals = splits.test_images[:n]
+    shown = splits.test.take(config.output.num_reconstructions)
     # Every process computes (the arrays span all of them); process 0 writes.
-    reconstructions = reconstruct(state, where.put(originals),
-                                  where.put(conditioning_labels(config, splits.test_labels[:n]))).addressable_data(0)
+    reconstructions = reconstruct(state, *where.put(model_inputs(config, shown))).addressable_data(0)
     samples = generate(state, keys["sample"], config.output.num_samples,
                        where.put(sample_labels(config, config.output.num_samples))).addressable_data(0)
     if where.is_writer:
         runs.write_json(Path(workdir) / runs.TEST_METRICS_FILE, summary)
-        plots.save_reconstructions(Path(workdir) / "reconstructions.png", originals.astype(np.float32) / 255.0,
-                                   np.asarray(reconstructions),
-                                   labels=[data.CLASS_NAMES[i] for i in splits.test_labels[:n]])
+        plots.save_reconstructions(Path(workdir) / "reconstructions.png", data.to_unit_interval(shown.images),
+                                   np.asarray(reconstructions), labels=[data.CLASS_NAMES[i] for i in shown.labels])
         plots.save_image_grid(Path(workdir) / "samples.png", np.asarray(samples), samples_title(config))
     return summary

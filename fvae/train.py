@@ -21,6 +21,7 @@ import optax
 from flax import struct
 from flax.training import train_state
 
+from fvae.data import Dataset, as_dataset
 from fvae.losses import Objective
 
 Metrics = dict[str, jax.Array]
@@ -96,22 +97,24 @@ def epoch_batches(shuffle_key: jax.Array, epoch: int | jax.Array, num_examples: 
 
 
 @functools.partial(jax.jit, donate_argnums=0, static_argnames=("batch_sharding", "unroll"))
-def train_steps(state: TrainState, images: jax.Array, batch_indices: jax.Array, key: jax.Array,
-                batch_sharding: jax.sharding.Sharding | None = None, labels: jax.Array | None = None,
+def train_steps(state: TrainState, dataset: Dataset | jax.Array, batch_indices: jax.Array, key: jax.Array,
+                batch_sharding: jax.sharding.Sharding | None = None,
                 unroll: bool = False) -> tuple[TrainState, Metrics]:
     """Runs len(batch_indices) train steps as one compiled call (lax.scan).
 
     unroll=True compiles the steps as straight-line code instead of a loop: XLA:CPU runs
     convolutions inside loops about 20x slower (measured, benchmarks/), so conv models
     use it with small blocks (train.steps_per_call).
-    images: the device-resident training set (N, ...) uint8; batch_indices: (S, B);
-    labels: (N,) int, given to conditional models.
+    dataset: the device-resident training set, uint8 images (N, ...) with labels (N,) for
+    conditional models (a Dataset), or bare images; batch_indices: (S, B).
     batch_sharding: for data parallelism, how each gathered batch is split over devices
     (see fvae.parallel); each device then gathers only its own slice.
     Returns the new state and the per-metric sums over the S steps, plus
     "nonfinite_step": the global step number of the first step whose loss was NaN/Inf
     (-1 if none), so a failure can be named exactly.
     """
+    images, labels = as_dataset(dataset)
+
     def body(state, indices):
         batch = images[indices] if labels is None else {"image": images[indices], "label": labels[indices]}
         if batch_sharding is not None:
@@ -148,28 +151,30 @@ def first_nonfinite_step(metrics: Metrics) -> int:
     return int(np.asarray(metrics["nonfinite_step"].addressable_data(0)))
 
 
-def train_epoch(state: TrainState, images: jax.Array, key: jax.Array, shuffle_key: jax.Array,
+def train_epoch(state: TrainState, dataset: Dataset | jax.Array, key: jax.Array, shuffle_key: jax.Array,
                 epoch: int, batch_size: int, steps_per_call: int = 0,
                 on_progress: Callable[[int], None] | None = None,
-                batch_sharding: jax.sharding.Sharding | None = None,
-                labels: jax.Array | None = None, unroll: bool = False,
+                batch_sharding: jax.sharding.Sharding | None = None, unroll: bool = False,
                 stop_on_nonfinite: bool = True) -> tuple[TrainState, Metrics]:
     """One epoch on device in blocks of `steps_per_call` steps (0: the whole epoch in one call).
 
+    dataset: device arrays, images with labels (a Dataset, for conditional models) or bare
+    images.
     `on_progress(steps_done_in_block)` is called after each block is dispatched (for a
     progress bar). Returns the state and the mean metrics of the steps run (device
     arrays), with "nonfinite_step" as in `train_steps`. stop_on_nonfinite: after each
     block, wait for it and return early if a loss was NaN/Inf (no later block runs);
     False dispatches all blocks without waiting.
     """
-    indices = epoch_batches(shuffle_key, epoch, images.shape[0], batch_size)
+    dataset = as_dataset(dataset)
+    indices = epoch_batches(shuffle_key, epoch, dataset.num_examples, batch_size)
     steps = indices.shape[0]
     if steps == 0:
-        raise ValueError(f"batch_size {batch_size} exceeds the {images.shape[0]} training images")
+        raise ValueError(f"batch_size {batch_size} exceeds the {dataset.num_examples} training images")
     block = steps_per_call or steps
     totals, done = None, 0
     for start in range(0, steps, block):
-        state, sums = train_steps(state, images, indices[start:start + block], key, batch_sharding, labels, unroll)
+        state, sums = train_steps(state, dataset, indices[start:start + block], key, batch_sharding, unroll)
         totals, done = _accumulate(totals, sums), min(start + block, steps)
         if on_progress is not None:
             on_progress(done - start)
@@ -178,11 +183,10 @@ def train_epoch(state: TrainState, images: jax.Array, key: jax.Array, shuffle_ke
     return state, _mean_metrics(totals, done)
 
 
-def train_epoch_stepwise(state: TrainState, images: np.ndarray, key: jax.Array,
+def train_epoch_stepwise(state: TrainState, dataset: Dataset | np.ndarray, key: jax.Array,
                          shuffle_key: jax.Array, epoch: int, batch_size: int,
                          on_progress: Callable[[int], None] | None = None,
                          batch_sharding: jax.sharding.Sharding | None = None,
-                         labels: np.ndarray | None = None,
                          stop_on_nonfinite: bool = True) -> tuple[TrainState, Metrics]:
     """The per-step host loop for data that stays on the host: same batches, same results.
 
@@ -191,6 +195,7 @@ def train_epoch_stepwise(state: TrainState, images: np.ndarray, key: jax.Array,
     rows of every batch that its own devices hold. stop_on_nonfinite: wait for each step
     and return right after one whose loss is NaN/Inf (metrics as in `train_epoch`).
     """
+    images, labels = as_dataset(dataset)
     indices = epoch_batches(shuffle_key, epoch, images.shape[0], batch_size)
     indices = np.asarray(indices.addressable_data(0))  # Same on every process.
     rows = _process_rows(batch_sharding, batch_size)

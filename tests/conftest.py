@@ -28,9 +28,19 @@ def original_files() -> Path:
 @pytest.fixture(scope="session")
 def prepared_data_dir(original_files, tmp_path_factory) -> Path:
     """A tfds data dir with fashion_mnist prepared from the original files (once per session)."""
-    from fvae import data
+    from fvae import data_files
 
-    return data.prepare(tmp_path_factory.mktemp("tfds"), original_files)
+    return data_files.prepare(tmp_path_factory.mktemp("tfds"), original_files)
+
+
+@pytest.fixture
+def mock_data_dir():
+    """While the test runs, Fashion-MNIST is the small mock of tests.helpers (served through tfds'
+    mock_data; nothing is read from disk). Returns the data_dir for configs (never created)."""
+    from tests.helpers import MOCK_DATA_DIR, mock_fashion_mnist
+
+    with mock_fashion_mnist():
+        yield MOCK_DATA_DIR
 
 
 # Figures of tests/test_reliability.py, printed in the summary of every pytest run. Outcomes are

@@ -1,14 +1,17 @@
 """Small models, synthetic data and data-file surgery shared by the tests."""
 
+import contextlib
 import gzip
 import struct
+import zlib
 from pathlib import Path
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fvae import data, train
+from fvae import data, data_files, train
 from fvae.models import VAE, Decoder, Encoder
 
 
@@ -35,8 +38,8 @@ def bound_slack(state: train.TrainState, images, labels, num_samples: int, sigma
     from fvae.evaluate import iwae_log_likelihoods
 
     chunk = min(num_samples, 10)
-    iwae = iwae_log_likelihoods(state, images, jax.random.key(101), num_samples, 100, chunk, labels)
-    elbo = iwae_log_likelihoods(state, images, jax.random.key(102), 1, 100, 1, labels)
+    iwae = iwae_log_likelihoods(state, data.Dataset(images, labels), jax.random.key(101), num_samples, 100, chunk)
+    elbo = iwae_log_likelihoods(state, data.Dataset(images, labels), jax.random.key(102), 1, 100, 1)
     difference = np.asarray(elbo - iwae, np.float64)  # -log p(x) by IWAE minus by the ELBO, per image
     return sigmas * float(np.std(difference, ddof=1)) / np.sqrt(len(difference))
 
@@ -49,7 +52,7 @@ def debian_style_copy(src: Path, dst: Path) -> Path:
     """Copies the four files as Debian ships them: same deflate data, gzip header without
     the original file name and with another mtime (so the archive checksums differ)."""
     dst.mkdir(parents=True, exist_ok=True)
-    for source in data.SOURCE_FILES.values():
+    for source in data_files.SOURCE_FILES.values():
         raw = (src / source.name).read_bytes()
         assert raw[3] & 0x08  # FNAME flag set in the originals.
         body_start = raw.index(b"\0", 10) + 1
@@ -64,3 +67,38 @@ def rewrite_idx(folder: Path, name: str, edit) -> None:
     payload = bytearray(gzip.decompress(path.read_bytes()))
     edit(payload)
     path.write_bytes(gzip.compress(bytes(payload), compresslevel=1, mtime=0))
+
+
+# Fashion-MNIST stand-in for tests that exercise the pipeline, not the data: tfds.testing.mock_data
+# serves these splits through the real tfds builder and our loader.
+MOCK_SIZES = {"train": 2000, "test": 1000}
+MOCK_DATA_DIR = Path("mock-fashion-mnist")  # What configs name as data_dir under the mock (never created).
+
+
+def class_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """n uint8 images (n, 28, 28, 1) with int64 labels: the label's fixed prototype (the same for
+    every split) plus noise, so a VAE can learn them and a probe can tell the classes apart.
+    Clipping leaves black and white pixels, as in the real data."""
+    prototypes = np.random.default_rng(1234).integers(0, 256, (10, 28, 28, 1))
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    noise = rng.integers(-60, 61, (n, 28, 28, 1))
+    return np.clip(prototypes[labels] + noise, 0, 255).astype(np.uint8), labels.astype(np.int64)
+
+
+@contextlib.contextmanager
+def mock_fashion_mnist(sizes: dict[str, int] = MOCK_SIZES):
+    """Within: tfds' fashion_mnist serves `class_images` (train and test drawn with different seeds)
+    through tfds.testing.mock_data, and fvae prepares nothing (mock_data ignores data_dir)."""
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    def as_dataset(self, split, decoders=None, read_config=None, shuffle_files=False):
+        del self, decoders, read_config, shuffle_files
+        name = str(split)
+        images, labels = class_images(sizes[name], seed=zlib.crc32(name.encode()))
+        return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+
+    with tfds.testing.mock_data(as_dataset_fn=as_dataset), \
+            mock.patch.object(data, "prepare", lambda data_dir=None, manual_dir=None: Path(data_dir or ".")):
+        yield

@@ -1,6 +1,6 @@
 """experiments.train in a subprocess that blocks at a chosen event, so a test can SIGKILL it there.
 
-    FVAE_BLOCK_AT=checkpoint-write:2 python -m tests.kill_worker --config ... --workdir ...
+    FVAE_BLOCK_AT=checkpoint-write:2 python -m tests.mock_cli tests.kill_worker --config ... --workdir ...
 
 At the N-th occurrence of the event in this process it prints "BLOCKED <event> <N>" on
 stdout and waits forever; the test then sends SIGKILL. Every kill therefore lands at a

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fvae import parallel, train
+from fvae.data import Dataset
 from fvae.evaluate import evaluate_elbo
 from fvae.models import VAE, Decoder, Encoder
 from tests.helpers import fake_images, new_state
@@ -33,12 +34,12 @@ def run(mesh, on_device: bool, conditional: bool = False):
     device_labels = None if labels is None else put(labels)
     for epoch in range(3):
         if on_device:
-            state, metrics = train.train_epoch(state, device_images, key, shuffle_key, epoch, 64,
-                                               batch_sharding=sharding, labels=device_labels)
+            state, metrics = train.train_epoch(state, Dataset(device_images, device_labels), key, shuffle_key, epoch,
+                                               64, batch_sharding=sharding)
         else:
-            state, metrics = train.train_epoch_stepwise(state, images, key, shuffle_key, epoch, 64,
-                                                        batch_sharding=sharding, labels=labels)
-    val = evaluate_elbo(state, device_images, key, 128, sharding, device_labels)
+            state, metrics = train.train_epoch_stepwise(state, Dataset(images, labels), key, shuffle_key, epoch, 64,
+                                                        batch_sharding=sharding)
+    val = evaluate_elbo(state, Dataset(device_images, device_labels), key, 128, sharding)
     params = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), state.params)
     return params, float(np.asarray(metrics["loss"].addressable_data(0))), float(np.asarray(val["loss"].addressable_data(0)))
 

@@ -8,6 +8,7 @@ import pytest
 from tests.conftest import REPO
 
 
+@pytest.mark.slow
 def test_benchmark_writes_its_report_and_counts_flops_right(tmp_path):
     """Runs the benchmark on tiny sizes: checks what it writes, never how fast it was."""
     result = subprocess.run(
@@ -30,6 +31,7 @@ def test_benchmark_writes_its_report_and_counts_flops_right(tmp_path):
     assert "| mlp500 | 128 |" in table and "| conv_2d | 128 |" in table and "| n/a |" in table
 
 
+@pytest.mark.slow
 def test_nonfinite_benchmark_compares_waiting_and_not_waiting(tmp_path):
     """Tiny sizes: checks the rows it writes (every block size with and without the wait), not speed."""
     result = subprocess.run(

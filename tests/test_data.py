@@ -2,72 +2,60 @@ import numpy as np
 import pytest
 
 from fvae import data
-from tests.conftest import require
-from tests.helpers import debian_style_copy
+from fvae.errors import ConfigError
+from tests.helpers import MOCK_SIZES
 
 
+@pytest.mark.slow
 def test_real_data_through_tfds(prepared_data_dir):
-    train_images, train_labels = data.load_split(prepared_data_dir, "train")
-    test_images, test_labels = data.load_split(prepared_data_dir, "test")
-    assert train_images.shape == (60_000, 28, 28, 1) and test_images.shape == (10_000, 28, 28, 1)
-    assert round(float(train_images.mean()) / 255, 4) == 0.2860
-    assert round(float(test_images.mean()) / 255, 4) == 0.2868
-    assert np.bincount(train_labels).tolist() == [6000] * 10
+    train, test = data.load_split(prepared_data_dir, "train"), data.load_split(prepared_data_dir, "test")
+    assert train.images.shape == (60_000, 28, 28, 1) and test.images.shape == (10_000, 28, 28, 1)
+    assert round(float(train.images.mean()) / 255, 4) == 0.2860
+    assert round(float(test.images.mean()) / 255, 4) == 0.2868
+    assert np.bincount(train.labels).tolist() == [6000] * 10
 
 
+@pytest.mark.slow
 def test_load_splits_and_flattens(prepared_data_dir):
     splits = data.load(prepared_data_dir, val_size=5000, seed=0)
-    assert splits.train_images.shape == (55_000, 784) and splits.val_images.shape == (5000, 784)
-    assert splits.test_images.shape == (10_000, 784) and splits.train_images.dtype == np.uint8
-    assert len(splits.train_labels) == 55_000 and len(splits.test_labels) == 10_000
-    small = data.load(prepared_data_dir, val_size=1000, seed=0, flatten=False, train_subset=300)
-    assert small.train_images.shape == (300, 28, 28, 1) and small.val_images.shape == (1000, 28, 28, 1)
+    assert splits.train.images.shape == (55_000, 784) and splits.val.images.shape == (5000, 784)
+    assert splits.test.images.shape == (10_000, 784) and splits.train.images.dtype == np.uint8
+    assert len(splits.train.labels) == 55_000 and len(splits.test.labels) == 10_000
+    small = data.load(prepared_data_dir, val_size=5000, seed=0, flatten=False, train_subset=300)
+    assert small.train.images.shape == (300, 28, 28, 1) and small.val.images.shape == (5000, 28, 28, 1)
+    # The images keep their labels through the split, the subset and the flattening.
+    np.testing.assert_array_equal(small.train.images.reshape(300, -1), splits.train.images[:300])
+    np.testing.assert_array_equal(small.train.labels, splits.train.labels[:300])
+
+
+def test_loader_reads_split_sizes_from_the_builder(mock_data_dir):
+    splits = data.load(mock_data_dir, val_size=100, seed=0)
+    n_train, n_test = MOCK_SIZES["train"], MOCK_SIZES["test"]
+    assert splits.train.images.shape == (n_train - 100, 784) and splits.val.images.shape == (100, 784)
+    assert splits.test.images.shape == (n_test, 784) and splits.test.labels.shape == (n_test,)
+    assert splits.train.images.dtype == np.uint8 and splits.train.labels.dtype == np.int32
 
 
 def test_validation_split_is_deterministic_and_disjoint():
-    images = np.arange(1000)
-    labels = np.arange(1000) % 10
-    a = data.split_validation(images, labels, 100, seed=3)
-    b = data.split_validation(images, labels, 100, seed=3)
-    c = data.split_validation(images, labels, 100, seed=4)
+    full = data.Dataset(np.arange(1000), np.arange(1000) % 10)
+    a = data.split_validation(full, 100, seed=3)
+    b = data.split_validation(full, 100, seed=3)
+    c = data.split_validation(full, 100, seed=4)
     for x, y in zip(a, b):
-        np.testing.assert_array_equal(x, y)
-    train, val = a[0], a[2]
-    assert len(val) == 100 and len(train) == 900 and not set(train) & set(val)
-    assert not np.array_equal(a[2], c[2])
-    with pytest.raises(ValueError, match="val_size"):
-        data.split_validation(images, labels, 1000, seed=0)
+        np.testing.assert_array_equal(x.images, y.images)
+    train, val = a
+    assert val.num_examples == 100 and train.num_examples == 900 and not set(train.images) & set(val.images)
+    np.testing.assert_array_equal(val.labels, val.images % 10)  # Labels travel with their images.
+    assert not np.array_equal(a[1].images, c[1].images)
+    with pytest.raises(ConfigError, match="val_size must be in 1..999 \\(there are 1000 training images\\)"):
+        data.split_validation(full, 1000, seed=0)
 
 
-def test_prepared_dataset_is_reused(prepared_data_dir):
-    info = prepared_data_dir / "fashion_mnist" / data.DATASET_VERSION / "dataset_info.json"
-    before = info.stat().st_mtime_ns
-    assert data.prepare(prepared_data_dir, manual_dir="/nonexistent-is-not-needed-when-prepared") == prepared_data_dir
-    assert info.stat().st_mtime_ns == before
+def test_dataset_is_a_pytree_with_optional_labels():
+    import jax
 
-
-def test_original_files_are_recognized(original_files):
-    assert data.verify_folder(original_files) == "original"
-
-
-def test_recompressed_files_build_the_same_tfds_dataset(original_files, prepared_data_dir, tmp_path):
-    folder = debian_style_copy(original_files, tmp_path / "debian")
-    assert data.verify_folder(folder) == "recompressed"
-    data_dir = data.prepare(tmp_path / "tfds", folder)
-    assert data.is_prepared(data_dir)
-    for split in ("train", "test"):
-        got_images, got_labels = data.load_split(data_dir, split)
-        want_images, want_labels = data.load_split(prepared_data_dir, split)
-        np.testing.assert_array_equal(got_images, want_images)
-        np.testing.assert_array_equal(got_labels, want_labels)
-
-
-def test_debian_package_files_verify():
-    require(data.DEBIAN_DIR.is_dir(), f"Debian package dataset-fashion-mnist not installed ({data.DEBIAN_DIR})")
-    assert data.verify_folder(data.DEBIAN_DIR) == "recompressed"
-
-
-def test_missing_manual_dir_is_reported(tmp_path):
-    with pytest.raises(data.DataError, match="does not exist"):
-        data.prepare(tmp_path / "tfds", tmp_path / "nowhere")
-
+    labelled = data.Dataset(np.zeros((4, 784), np.uint8), np.arange(4, dtype=np.int32))
+    assert len(jax.tree.leaves(labelled)) == 2 and len(jax.tree.leaves(data.Dataset(labelled.images))) == 1
+    placed = jax.device_put(labelled)
+    assert isinstance(placed, data.Dataset) and placed.take(2).labels.tolist() == [0, 1]
+    assert data.as_dataset(labelled.images).labels is None and data.as_dataset(labelled) is labelled

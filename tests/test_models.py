@@ -1,6 +1,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from experiments.configs import default, mlp500
 from fvae.config import defaults
@@ -75,6 +76,7 @@ def test_vae_composes_its_parts():
                                rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_conv_encoder_and_decoder_shapes_for_both_upsamplings():
     x = jnp.ones((3, 784))
     encoder = ConvEncoder(channels=(8, 16), hidden=(16,), latents=2)
@@ -96,6 +98,7 @@ def test_pixel_shuffle_places_each_channel_group_in_its_sub_pixel():
         assert out[b, 2 * i + di, 2 * j + dj, c] == h[b, i, j, (di * 2 + dj) * 2 + c]
 
 
+@pytest.mark.slow
 def test_chollet_config_matches_the_keras_architecture():
     from experiments.configs import conv_chollet
 

@@ -21,6 +21,7 @@ def subprocess_env(devices: int) -> dict:
                 TF_CPP_MIN_LOG_LEVEL="2", JAX_PLATFORMS="cpu")
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one_device():
     result = subprocess.run([sys.executable, "-m", "tests.parallel_worker"], cwd=REPO, env=subprocess_env(8),
                             capture_output=True, text=True, timeout=300)
@@ -41,13 +42,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_match_a_single_process(prepared_data_dir, tmp_path):
-    common = ["--config", "experiments/configs/mlp500.py", "--progress=false",
-              f"--config.data.data_dir={prepared_data_dir}", "--config.data.train_subset=1024",
+@pytest.mark.slow
+def test_two_processes_match_a_single_process(tmp_path):
+    common = ["--config", "experiments/configs/mlp500.py", "--progress=false", "--config.data.train_subset=1024",
               "--config.data.val_size=500", "--config.train.max_epochs=2", "--config.train.eval_batch_size=500"]
     port = free_port()
     workers = [
-        subprocess.Popen([sys.executable, "-m", "experiments.train", *common, "--workdir", str(tmp_path / "multi"),
+        subprocess.Popen([sys.executable, "-m", "tests.mock_cli", "experiments.train", *common,
+                          "--workdir", str(tmp_path / "multi"),
                           "--config.parallel.distributed=True",
                           f"--config.parallel.coordinator_address=127.0.0.1:{port}",
                           "--config.parallel.num_processes=2", f"--config.parallel.process_id={i}"],
@@ -58,8 +60,8 @@ def test_two_processes_match_a_single_process(prepared_data_dir, tmp_path):
     for w, (out, err) in zip(workers, outputs):
         assert w.returncode == 0, err[-3000:]
     assert "Best epoch" in outputs[0][0] and "Best epoch" not in outputs[1][0]  # Process 0 reports.
-    single = subprocess.run([sys.executable, "-m", "experiments.train", *common, "--workdir", str(tmp_path / "single")],
-                            cwd=REPO, env=subprocess_env(1), capture_output=True, text=True, timeout=400)
+    single = subprocess.run([sys.executable, "-m", "tests.mock_cli", "experiments.train", *common,
+                             "--workdir", str(tmp_path / "single")], cwd=REPO, env=subprocess_env(1), capture_output=True, text=True, timeout=400)
     assert single.returncode == 0, single.stderr[-3000:]
 
     multi_metrics = json.loads((tmp_path / "multi" / "test_metrics.json").read_text())
@@ -74,6 +76,7 @@ def test_two_processes_match_a_single_process(prepared_data_dir, tmp_path):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), multi_state.params, single_state.params)
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_stays_finite_and_close_to_float32():
     images = jax.numpy.asarray(fake_images(2048))
 
@@ -94,6 +97,7 @@ def test_bfloat16_compute_stays_finite_and_close_to_float32():
     assert bf16[-1] < 0.9 * bf16[0]
 
 
+@pytest.mark.slow
 def test_importing_fvae_leaves_the_backend_uninitialized():
     # jax.distributed.initialize must come before any computation: imports may not compute.
     code = ("import fvae, fvae.runner, fvae.config, fvae.representations, experiments.train\n"

@@ -17,21 +17,22 @@ import jax
 import pytest
 
 from experiments.configs import mlp500
-from fvae import data, experiment, runner, runs
+from fvae import data_files, experiment, runner, runs
+from fvae.errors import DataError
 from fvae.checkpoint import FORMAT_VERSION, CheckpointError, Checkpoints, _write_digest
 from tests.conftest import REPO, RELIABILITY
-from tests.helpers import debian_style_copy, params_equal, rewrite_idx
+from tests.helpers import MOCK_DATA_DIR, debian_style_copy, mock_fashion_mnist, params_equal, rewrite_idx
 from tests.test_runner import damage, final_state, small_config, without_timing
 
 KILLS = pytest.mark.reliability("kills")
 BAD_INPUT = pytest.mark.reliability("bad input")
 
 
-def cli(workdir, data_dir, *extra, module="experiments.train"):
-    return [sys.executable, "-m", module, "--config", "experiments/configs/mlp500.py",
-            "--workdir", str(workdir), "--progress=false", f"--config.data.data_dir={data_dir}",
-            "--config.data.train_subset=2048", "--config.data.val_size=500", "--config.train.max_epochs=12",
-            "--config.train.patience=50", *extra]
+def cli(workdir, *extra, module="experiments.train"):
+    """A command line that trains mlp500 on the mock data (tests.mock_cli) in a subprocess."""
+    return [sys.executable, "-m", "tests.mock_cli", module, "--config", "experiments/configs/mlp500.py",
+            "--workdir", str(workdir), "--progress=false", "--config.data.train_subset=1024",
+            "--config.data.val_size=500", "--config.train.max_epochs=12", "--config.train.patience=50", *extra]
 
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -59,16 +60,16 @@ def kill_plan(rng: random.Random, kills: int) -> list[str]:
 
 @pytest.mark.slow
 @KILLS
-def test_sigkill_at_ten_chosen_moments_loses_nothing(prepared_data_dir, tmp_path):
+def test_sigkill_at_ten_chosen_moments_loses_nothing(tmp_path):
     reference = tmp_path / "uninterrupted"
-    done = subprocess.run(cli(reference, prepared_data_dir), cwd=REPO, env=ENV, capture_output=True, text=True,
+    done = subprocess.run(cli(reference), cwd=REPO, env=ENV, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
 
     workdir, plan, during_writes = tmp_path / "killed", kill_plan(random.Random(0), 10), 0
     for event in plan:
         resume = ["--resume"] if (workdir / "config.json").is_file() else []
-        process = subprocess.Popen(cli(workdir, prepared_data_dir, *resume, module="tests.kill_worker"), cwd=REPO,
+        process = subprocess.Popen(cli(workdir, *resume, module="tests.kill_worker"), cwd=REPO,
                                    env=dict(ENV, FVAE_BLOCK_AT=event), stdout=subprocess.PIPE,
                                    stderr=subprocess.DEVNULL, text=True)
         # The worker prints BLOCKED when it reaches the event and then waits: no deadline to miss.
@@ -82,7 +83,7 @@ def test_sigkill_at_ten_chosen_moments_loses_nothing(prepared_data_dir, tmp_path
         RELIABILITY["sigkills_during_checkpoint_writes"] += writing
         during_writes += writing
         assert writing == event.startswith("checkpoint-write"), (event, writing)
-    final = subprocess.run(cli(workdir, prepared_data_dir, "--resume"), cwd=REPO, env=ENV, capture_output=True,
+    final = subprocess.run(cli(workdir, "--resume"), cwd=REPO, env=ENV, capture_output=True,
                            text=True, timeout=900)
     assert final.returncode == 0, final.stderr[-3000:]
 
@@ -103,9 +104,9 @@ def test_sigkill_at_ten_chosen_moments_loses_nothing(prepared_data_dir, tmp_path
 @pytest.mark.slow
 @KILLS
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_stop_signals_stop_cleanly_after_saving_the_epoch(prepared_data_dir, tmp_path, sig):
+def test_stop_signals_stop_cleanly_after_saving_the_epoch(tmp_path, sig):
     workdir = tmp_path / "run"
-    process = subprocess.Popen(cli(workdir, prepared_data_dir, "--config.train.max_epochs=200"), cwd=REPO, env=ENV,
+    process = subprocess.Popen(cli(workdir, "--config.train.max_epochs=200"), cwd=REPO, env=ENV,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while not runs.load_history(workdir) and process.poll() is None:  # Waits for an event, not a time.
         time.sleep(0.05)
@@ -120,9 +121,10 @@ def test_stop_signals_stop_cleanly_after_saving_the_epoch(prepared_data_dir, tmp
     checkpoints.close()
 
 
+@pytest.mark.slow
 @BAD_INPUT
-def test_absurd_learning_rate_fails_fast_from_the_cli(prepared_data_dir, tmp_path):
-    result = subprocess.run(cli(tmp_path / "run", prepared_data_dir, "--config.train.learning_rate=1e30"),
+def test_absurd_learning_rate_fails_fast_from_the_cli(tmp_path):
+    result = subprocess.run(cli(tmp_path / "run", "--config.train.learning_rate=1e30"),
                             cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 1 and "the loss became NaN or Inf" in result.stderr
     assert "Traceback" not in result.stderr
@@ -153,19 +155,19 @@ BAD_DATA = {"missing": "Missing data file", "truncated": "truncated or not a val
 @pytest.mark.parametrize("how", sorted(BAD_DATA))
 def test_bad_data_files_are_named_and_never_read_as_prepared(original_files, tmp_path, how):
     folder = corrupt_folder(original_files, tmp_path, how)
-    with pytest.raises(data.DataError) as err:
-        data.prepare(tmp_path / "tfds", folder)
+    with pytest.raises(DataError) as err:
+        data_files.prepare(tmp_path / "tfds", folder)
     message = str(err.value)
     assert BAD_DATA[how] in message and "t10k-images-idx3-ubyte.gz" in message and "Ways to provide" in message
-    assert not data.is_prepared(tmp_path / "tfds")
+    assert not data_files.is_prepared(tmp_path / "tfds")
 
 
 @BAD_INPUT
 def test_unusable_data_directory_is_reported(original_files, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    with pytest.raises(data.DataError, match="Cannot create data directory"):
-        data.prepare(blocker / "tfds", original_files)
+    with pytest.raises(DataError, match="Cannot create data directory"):
+        data_files.prepare(blocker / "tfds", original_files)
 
 
 BAD_CONFIGS = {
@@ -179,10 +181,11 @@ BAD_CONFIGS = {
 }
 
 
+@pytest.mark.slow
 @BAD_INPUT
 @pytest.mark.parametrize("override", sorted(BAD_CONFIGS))
-def test_bad_config_values_are_rejected_before_any_work(prepared_data_dir, tmp_path, override):
-    result = subprocess.run(cli(tmp_path / "run", prepared_data_dir, override), cwd=REPO, env=ENV,
+def test_bad_config_values_are_rejected_before_any_work(tmp_path, override):
+    result = subprocess.run(cli(tmp_path / "run", override), cwd=REPO, env=ENV,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and BAD_CONFIGS[override] in result.stderr
     assert "Traceback" not in result.stderr
@@ -190,9 +193,11 @@ def test_bad_config_values_are_rejected_before_any_work(prepared_data_dir, tmp_p
 
 
 @pytest.fixture(scope="module")
-def finished_run(prepared_data_dir, tmp_path_factory):
+def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("finished") / "run"
-    runner.train_and_evaluate(small_config(prepared_data_dir, 2), workdir, log=lambda _: None, progress=False)
+    with mock_fashion_mnist():
+        runner.train_and_evaluate(small_config(MOCK_DATA_DIR, 2), workdir, log=lambda _: None,
+                                  progress=False)
     return workdir
 
 
@@ -203,18 +208,18 @@ def test_run_directory_records_versions(finished_run):
 
 
 @BAD_INPUT
-def test_run_directory_misuse_is_refused_and_nothing_is_overwritten(finished_run, prepared_data_dir, tmp_path):
+def test_run_directory_misuse_is_refused_and_nothing_is_overwritten(finished_run, mock_data_dir, tmp_path):
     before = {p: p.stat().st_mtime_ns for p in finished_run.rglob("*") if p.is_file() and p.name != ".lock"}
     cases = [
         (dict(workdir=finished_run, resume=False), runs.RunDirError, "refusing to overwrite"),
         (dict(workdir=tmp_path / "nothing", resume=True), runs.RunDirError, "holds no run"),
     ]
-    different = small_config(prepared_data_dir, 2)
+    different = small_config(mock_data_dir, 2)
     different.model.latents = 3
     cases.append((dict(workdir=finished_run, resume=True, config=different), runs.RunDirError,
                   "model.latents: run has 8, given 3"))
     for case, error, phrase in cases:
-        config = case.pop("config", small_config(prepared_data_dir, 2))
+        config = case.pop("config", small_config(mock_data_dir, 2))
         with pytest.raises(error, match=phrase):
             runner.train_and_evaluate(config, log=lambda _: None, progress=False, **case)
     after = {p: p.stat().st_mtime_ns for p in finished_run.rglob("*") if p.is_file() and p.name != ".lock"}
@@ -222,7 +227,7 @@ def test_run_directory_misuse_is_refused_and_nothing_is_overwritten(finished_run
 
 
 @BAD_INPUT
-def test_a_second_process_cannot_write_a_run_in_use(finished_run, prepared_data_dir):
+def test_a_second_process_cannot_write_a_run_in_use(finished_run, mock_data_dir):
     holder = subprocess.Popen([sys.executable, "-c", f"""
 import time
 from fvae import runs
@@ -233,7 +238,7 @@ with runs.exclusive({str(finished_run)!r}):
     assert holder.stdout.readline().strip() == "locked"
     try:
         with pytest.raises(runs.RunDirError, match="in use by another fvae process"):
-            runner.train_and_evaluate(small_config(prepared_data_dir, 3), finished_run, resume=True,
+            runner.train_and_evaluate(small_config(mock_data_dir, 3), finished_run, resume=True,
                                       log=lambda _: None, progress=False)
     finally:
         holder.kill()
@@ -266,15 +271,16 @@ def test_incompatible_checkpoints_fail_clearly(finished_run, tmp_path):
         experiment.load_run_state(old)
 
 
+@pytest.mark.slow
 @BAD_INPUT
-def test_resume_past_a_damaged_checkpoint_from_the_cli(finished_run, prepared_data_dir, tmp_path):
+def test_resume_past_a_damaged_checkpoint_from_the_cli(finished_run, tmp_path):
     import shutil
 
     workdir = tmp_path / "run"
     shutil.copytree(finished_run, workdir)
     damage(workdir / "checkpoints" / "latest" / "2")
-    result = subprocess.run([sys.executable, "-m", "experiments.train", "--workdir", str(workdir), "--resume",
-                             "--progress=false"], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-m", "tests.mock_cli", "experiments.train", "--workdir", str(workdir),
+                             "--resume", "--progress=false"], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
     assert f"The checkpoint {workdir / 'checkpoints' / 'latest' / '2'} is damaged" in output
@@ -291,6 +297,7 @@ def test_resume_past_a_damaged_checkpoint_from_the_cli(finished_run, prepared_da
     (["experiments.train", "--workdir", "{tmp}/nothing", "--resume"], "holds no run"),
     (["experiments.sweep", "--configs", "nope", "--workdir", "{tmp}/sweep"], "no config 'nope'"),
 ])
+@pytest.mark.slow
 def test_every_cli_reports_user_errors_the_same_way(tmp_path, command, message):
     args = [part.replace("{tmp}", str(tmp_path)) for part in command]
     result = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=ENV, capture_output=True, text=True,

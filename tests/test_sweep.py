@@ -10,7 +10,7 @@ from experiments import configs
 from fvae import data, report, runs, sweep
 from fvae.report import sample_run
 from fvae.experiment import load_run_state
-from tests.helpers import bound_slack
+from tests.helpers import MOCK_DATA_DIR, bound_slack, mock_fashion_mnist
 from tests.conftest import REPO
 from tests.test_plots import assert_picture
 
@@ -23,17 +23,17 @@ NAMES = ("conditional", "binarized_mlp", "discretized_logistic")
 
 
 @pytest.fixture(scope="module")
-def sweep_dir(prepared_data_dir, tmp_path_factory):
+def sweep_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep")
-    overrides = TINY + [f"data.data_dir={prepared_data_dir}"]
+    overrides = TINY + [f"data.data_dir={MOCK_DATA_DIR}"]
     evaluated = []  # (images, labels) that each run's IWAE evaluation really scored
 
-    def recording(state, images, key, *args, **kwargs):
-        evaluated.append((np.asarray(images), None if kwargs.get("labels") is None else np.asarray(kwargs["labels"])))
-        return real(state, images, key, *args, **kwargs)
+    def recording(state, dataset, key, *args, **kwargs):
+        evaluated.append((np.asarray(dataset.images), None if dataset.labels is None else np.asarray(dataset.labels)))
+        return real(state, dataset, key, *args, **kwargs)
 
     real = report.iwae_log_likelihoods
-    with pytest.MonkeyPatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch, mock_fashion_mnist():
         patch.setattr(report, "iwae_log_likelihoods", recording)
         rows = [sweep.run_one(name, configs.load(name, overrides), root, iwae_samples=10, eval_images=100,
                               log=lambda _: None) for name in NAMES]
@@ -41,6 +41,7 @@ def sweep_dir(prepared_data_dir, tmp_path_factory):
     return root, rows, dict(zip(NAMES, evaluated))
 
 
+@pytest.mark.slow
 def test_sweep_writes_one_row_per_config_with_bits_only_where_defined(sweep_dir):
     root, rows, evaluated = sweep_dir
     table = (root / "results.md").read_text()
@@ -55,11 +56,12 @@ def test_sweep_writes_one_row_per_config_with_bits_only_where_defined(sweep_dir)
         assert f"| {row['config']} | {row['likelihood']} |" in table
 
 
-def test_binarized_model_is_evaluated_on_the_fixed_binarization_of_the_test_images(sweep_dir, prepared_data_dir):
+@pytest.mark.slow
+def test_binarized_model_is_evaluated_on_the_fixed_binarization_of_the_test_images(sweep_dir, mock_data_dir):
     root, _, evaluated = sweep_dir
     images, _ = evaluated["binarized_mlp"]
     config = runs.load_config(root / "binarized_mlp")
-    raw = data.load(prepared_data_dir, val_size=config.data.val_size, seed=config.seed).test_images[:100]
+    raw = data.load(mock_data_dir, val_size=config.data.val_size, seed=config.seed).test.images[:100]
     assert images.shape == (100, 784) and set(np.unique(images)) == {0, 255}
     expected = data.binarize_fixed(raw, [config.likelihood.eval_binarization_seed, 2])
     np.testing.assert_array_equal(images, expected)
@@ -73,11 +75,13 @@ def test_sweep_rejects_unknown_configs_and_bad_overrides():
         configs.load("default", ["train.batch_size"])
 
 
+@pytest.mark.slow
 def test_conditional_run_reports_class_grids(sweep_dir):
     root, _, _ = sweep_dir
     assert_picture(root / "conditional" / "eval" / "class_conditional.png")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label", ["Dress", "dress", "3", "ankle boot", "T-shirt"])
 def test_sample_accepts_class_names_and_indices(sweep_dir, label):
     root, _, _ = sweep_dir
@@ -86,6 +90,7 @@ def test_sample_accepts_class_names_and_indices(sweep_dir, label):
     assert_picture(path)
 
 
+@pytest.mark.slow
 def test_sample_cli_rejects_bad_labels_clearly(sweep_dir):
     root, _, _ = sweep_dir
     for args, message in ((["--label", "Sweater"], "unknown class 'Sweater'"),
@@ -104,6 +109,7 @@ def test_parse_label():
         data.parse_label("")
 
 
+@pytest.mark.slow
 def test_sweep_cli_parses_tuple_overrides_and_names_unknown_keys(tmp_path):
     result = subprocess.run([sys.executable, "-m", "experiments.sweep", "--configs", "default", "--workdir",
                              str(tmp_path / "sweep"), "--set", "model.encoder_hidden=(512,256),train.max_epoch=3"],
