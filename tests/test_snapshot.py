@@ -1,0 +1,25 @@
+"""Every experiment config gives the numbers recorded in tests/snapshots/configs.json (see
+tests/snapshot.py): a refactor that changes any model, objective or likelihood shows here."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import configs
+from tests.snapshot import SNAPSHOT, measure
+
+RECORDED = json.loads(SNAPSHOT.read_text())
+
+
+def test_every_config_has_a_snapshot():
+    assert sorted(RECORDED) == configs.names()
+
+
+# The default config in the fast tier, the others (about 5 s each, conv ones 20 s) in the slow one.
+@pytest.mark.parametrize("name", [n if n == "default" else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in configs.names()])
+def test_config_gives_its_recorded_numbers(name):
+    got, want = measure(name), RECORDED[name]
+    for key in want:
+        np.testing.assert_allclose(got[key], want[key], rtol=1e-5, err_msg=f"{name}: {key}")
