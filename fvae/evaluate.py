@@ -10,8 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from fvae.data import Dataset, as_dataset
-from fvae.losses import iwae_bound, kl_per_dimension, log_importance_weights, log_normal_diag, log_standard_normal
-from fvae.models import reparameterize
+from fvae.losses import iwae_bound, kl_per_dimension
 from fvae.train import Batch, Metrics, TrainState, as_unit_interval, unpack
 
 
@@ -25,10 +24,10 @@ def _per_image_terms(state: TrainState, images: jax.Array, labels: jax.Array | N
     bound: the ELBO with one sample, the IWAE bound with K > 1. No weighting: beta,
     warm-up and free bits never enter evaluation."""
     out = _apply(state, as_unit_interval(images), key, labels, num_samples)
-    reconstruction = -jnp.mean(out["log_likelihood"], axis=0)
+    reconstruction = -jnp.mean(out.log_likelihood, axis=0)
     if num_samples == 1:
-        return reconstruction, out["kl"], reconstruction + out["kl"]
-    return reconstruction, out["kl"], -iwae_bound(log_importance_weights(out["log_likelihood"], out))
+        return reconstruction, out.kl, reconstruction + out.kl
+    return reconstruction, out.kl, -iwae_bound(out.log_weights)
 
 
 def _padded_batches(images: jax.Array | None, batch_size: int) -> tuple[jax.Array | None, jax.Array | None]:
@@ -106,42 +105,25 @@ def generate(state: TrainState, key: jax.Array, num: int, labels: jax.Array | No
     return _apply(state, key, num, labels, method="generate")
 
 
-def importance_weighted_log_likelihood(key: jax.Array, mean: jax.Array, logvar: jax.Array,
-                                       log_likelihood: Callable[[jax.Array], jax.Array],
-                                       num_samples: int, sample_chunk: int,
-                                       log_prior: Callable[[jax.Array], jax.Array] = log_standard_normal,
-                                       unroll: bool = False) -> jax.Array:
-    """IWAE estimate of log p(x) per image: (B,), log (1/K) sum_k p(x|z_k) p(z_k) / q(z_k|x).
+def importance_weighted_log_likelihood(key: jax.Array, log_weights: Callable[[jax.Array, int], jax.Array],
+                                       num_samples: int, sample_chunk: int, unroll: bool = False) -> jax.Array:
+    """IWAE estimate of log p(x) per image: (B,), log (1/K) sum_k w_k with K = num_samples.
 
-    mean, logvar: q(z|x), (B, D). log_likelihood(z): log p(x|z) for z of shape (C, B, D),
-    returning (C, B); log_prior(z) likewise (default N(0, I)). Samples are drawn in
-    chunks of `sample_chunk` (which must divide num_samples) and folded into a running
-    log-sum-exp, so memory is bounded by one chunk. Every density is normalized. With
-    K=1 this is the single-sample ELBO estimate.
+    log_weights(chunk_key, C) draws C samples per image and returns their log importance
+    weights (C, B) (for a VAE: `VAEOutput.log_weights`). Chunk i uses fold_in(key, i); the
+    chunks (sample_chunk must divide num_samples) are folded into a running log-sum-exp, so
+    memory is bounded by one chunk. With K=1 this is the single-sample ELBO estimate.
     """
     if num_samples % sample_chunk:
         raise ValueError(f"sample_chunk {sample_chunk} must divide num_samples {num_samples}")
 
     def body(running, i):
-        z = reparameterize(jax.random.fold_in(key, i), mean, logvar, sample_chunk)  # (C, B, D)
-        log_w = log_likelihood(z) + log_prior(z) - log_normal_diag(z, mean, logvar)
-        return jnp.logaddexp(running, jax.nn.logsumexp(log_w, axis=0)), None
+        return jnp.logaddexp(running, jax.nn.logsumexp(log_weights(jax.random.fold_in(key, i), sample_chunk),
+                                                      axis=0)), None
 
-    start = jnp.full(mean.shape[:1], -jnp.inf)
-    total, _ = jax.lax.scan(body, start, jnp.arange(num_samples // sample_chunk), unroll=unroll)
+    batch = jax.eval_shape(lambda k: log_weights(k, sample_chunk), key).shape[1:]
+    total, _ = jax.lax.scan(body, jnp.full(batch, -jnp.inf), jnp.arange(num_samples // sample_chunk), unroll=unroll)
     return total - jnp.log(num_samples)
-
-
-def model_log_likelihood(state: TrainState, x: jax.Array, labels: jax.Array | None = None
-                         ) -> Callable[[jax.Array], jax.Array]:
-    """log p(x|z) of the VAE's decoder and likelihood, for z of shape (C, B, D) -> (C, B)."""
-    def log_likelihood(z):
-        chunk, batch = z.shape[:2]
-        tiled_labels = None if labels is None else jnp.tile(labels, chunk)
-        params = _apply(state, z.reshape(chunk * batch, -1), tiled_labels, method="decode")
-        x_tiled = jnp.broadcast_to(x, (chunk, *x.shape)).reshape(chunk * batch, -1)
-        return _apply(state, params, x_tiled, method="log_likelihood").reshape(chunk, batch)
-    return log_likelihood
 
 
 @functools.partial(jax.jit, static_argnames=("num_samples", "sample_chunk", "unroll"))
@@ -149,10 +131,9 @@ def _batch_log_likelihoods(state: TrainState, batch: jax.Array, labels: jax.Arra
                            num_samples: int, sample_chunk: int, unroll: bool) -> jax.Array:
     """IWAE estimates of log p(x) for one batch of images: (B,)."""
     x = as_unit_interval(batch).reshape(batch.shape[0], -1)
-    mean, logvar = _apply(state, x, labels, method="encode")
     return importance_weighted_log_likelihood(
-        key, mean, logvar, model_log_likelihood(state, x, labels), num_samples, sample_chunk,
-        lambda z: _apply(state, z, method="log_prior"), unroll)
+        key, lambda chunk_key, chunk: _apply(state, x, chunk_key, labels, chunk).log_weights, num_samples,
+        sample_chunk, unroll)
 
 
 def iwae_log_likelihoods(state: TrainState, dataset: Dataset | jax.Array, key: jax.Array, num_samples: int = 1000,

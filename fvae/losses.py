@@ -31,20 +31,6 @@ def kl_standard_normal(mean: jax.Array, logvar: jax.Array) -> jax.Array:
     return jnp.sum(kl_per_dimension(mean, logvar), axis=-1)
 
 
-def kl_divergence(out: dict[str, jax.Array], analytic: bool) -> jax.Array:
-    """KL(q(z|x) || p(z)) per image (B,): analytic for the N(0, I) prior, otherwise the
-    Monte Carlo estimate mean_k [log q(z_k|x) - log p(z_k)] over the samples in `out`."""
-    if analytic:
-        return kl_standard_normal(out["mean"], out["logvar"])
-    log_q = log_normal_diag(out["z"], out["mean"], out["logvar"])  # (K, B)
-    return jnp.mean(log_q - out["log_prior"], axis=0)
-
-
-def log_importance_weights(log_likelihood: jax.Array, out: dict[str, jax.Array]) -> jax.Array:
-    """log p(x|z_k) + log p(z_k) - log q(z_k|x): (K, B), given log p(x|z_k) (K, B)."""
-    return log_likelihood + out["log_prior"] - log_normal_diag(out["z"], out["mean"], out["logvar"])
-
-
 def iwae_bound(log_weights: jax.Array) -> jax.Array:
     """log (1/K) sum_k w_k per image (B,): a lower bound on log p(x) that tightens with K."""
     return jax.nn.logsumexp(log_weights, axis=0) - math.log(log_weights.shape[0])
@@ -70,19 +56,19 @@ class Objective:
             return jnp.asarray(self.beta, jnp.float32)
         return self.beta * jnp.minimum(1.0, jnp.asarray(step, jnp.float32) / self.warmup_steps)
 
-    def loss(self, out: dict[str, jax.Array], step: jax.Array) -> dict[str, jax.Array]:
+    def loss(self, out, step: jax.Array) -> dict[str, jax.Array]:
         """Batch means: "loss" (minimized), and the true "reconstruction" and "kl" terms.
 
-        out: the VAE's output with K = iwae_samples samples per image (fvae.models.VAE).
+        out: the VAE's VAEOutput with K = iwae_samples samples per image (fvae.models).
         """
-        reconstruction = -jnp.mean(out["log_likelihood"], axis=0)  # (B,)
-        kl = out["kl"]
+        reconstruction = -jnp.mean(out.log_likelihood, axis=0)  # (B,)
+        kl = out.kl
         if self.iwae_samples > 1:
-            loss = -jnp.mean(iwae_bound(log_importance_weights(out["log_likelihood"], out)))
+            loss = -jnp.mean(iwae_bound(out.log_weights))
         else:
             kl_term = jnp.mean(kl)
             if self.free_bits > 0:  # Per latent, averaged over the batch, floored at free_bits.
-                per_dim = jnp.mean(kl_per_dimension(out["mean"], out["logvar"]), axis=0)
+                per_dim = jnp.mean(out.kl_per_latent, axis=0)
                 kl_term = jnp.sum(jnp.maximum(per_dim, self.free_bits))
             loss = jnp.mean(reconstruction) + self.kl_weight(step) * kl_term
         return {"loss": loss, "reconstruction": jnp.mean(reconstruction), "kl": jnp.mean(kl)}

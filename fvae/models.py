@@ -17,10 +17,11 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 from fvae.data import IMAGE_SHAPE, NUM_CLASSES
 from fvae.likelihoods import Bernoulli, Gaussian, Likelihood, binarize, build_likelihood
-from fvae.losses import LOG_2PI, kl_divergence, log_standard_normal
+from fvae.losses import LOG_2PI, kl_per_dimension, log_normal_diag, log_standard_normal
 
 NUM_PIXELS = math.prod(IMAGE_SHAPE)
 
@@ -152,6 +153,29 @@ def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array, num_sampl
     return mean + jnp.exp(0.5 * logvar) * eps
 
 
+@struct.dataclass
+class VAEOutput:
+    """What a VAE returns for B images with K posterior samples each: everything a bound,
+    an objective, an evaluation or a picture needs. Losses and evaluation only combine these
+    fields; the densities are summed over all pixels and all stochastic layers.
+    """
+
+    log_likelihood: jax.Array     # (K, B) log p(x | z_k)
+    log_prior: jax.Array          # (K, B) log p(z_k)
+    log_posterior: jax.Array      # (K, B) log q(z_k | x)
+    kl: jax.Array                 # (B,) KL(q(z|x) || p(z)): analytic where the model has it, else
+    #                               the Monte Carlo mean over k of log q(z_k|x) - log p(z_k)
+    kl_per_latent: jax.Array      # (B, D) each latent's KL to N(0, 1) (free bits, diagnostics)
+    codes: jax.Array              # (B, D) posterior means: the representation for probes and pictures
+    z: jax.Array                  # (K, B, D) the posterior samples
+    likelihood_params: jax.Array  # (K, B, 784, P) parameters of p(x | z_k)
+
+    @property
+    def log_weights(self) -> jax.Array:
+        """Log importance weights log p(x|z_k) + log p(z_k) - log q(z_k|x): (K, B)."""
+        return self.log_likelihood + self.log_prior - self.log_posterior
+
+
 class VAE(nn.Module):
     """Encoder + decoder + likelihood + prior (+ label conditioning).
 
@@ -189,11 +213,9 @@ class VAE(nn.Module):
         return jax.nn.one_hot(labels, self.num_classes)
 
     def __call__(self, x: jax.Array, key: jax.Array, labels: jax.Array | None = None, num_samples: int = 1,
-                 training: bool = False) -> dict[str, jax.Array]:
-        """K posterior samples per image and everything an ELBO or IWAE bound needs:
-        "log_likelihood" log p(x|z_k) (K, B), "kl" KL(q(z|x) || p(z)) (B,) (analytic for
-        N(0, I), else Monte Carlo over the K samples), "z" (K, B, D), "log_prior" (K, B),
-        "mean"/"logvar" (B, D), "params" (K, B, 784, P).
+                 training: bool = False) -> VAEOutput:
+        """K posterior samples per image and everything a bound needs (a VAEOutput; the KL
+        is analytic for the N(0, I) prior, Monte Carlo over the K samples for the VampPrior).
 
         x: (B, 784) in [0, 1]. training=True binarizes x afresh from fold_in(key, 1)
         when the likelihood asks for dynamic binarization.
@@ -207,10 +229,12 @@ class VAE(nn.Module):
         tiled_labels = None if labels is None else jnp.tile(labels, k)
         params = self.decode(z.reshape(k * b, -1), tiled_labels)  # (K * B, 784, P)
         log_likelihood = self.likelihood.log_prob(params, jnp.tile(x, (k, 1))).reshape(k, b)
-        out = {"log_likelihood": log_likelihood, "z": z, "log_prior": self.log_prior(z), "mean": mean,
-               "logvar": logvar, "params": params.reshape(k, b, *params.shape[1:])}
-        out["kl"] = kl_divergence(out, analytic=not self.prior_components)
-        return out
+        log_prior, log_posterior = self.log_prior(z), log_normal_diag(z, mean, logvar)
+        per_latent = kl_per_dimension(mean, logvar)
+        kl = jnp.mean(log_posterior - log_prior, axis=0) if self.prior_components else jnp.sum(per_latent, axis=-1)
+        return VAEOutput(log_likelihood=log_likelihood, log_prior=log_prior, log_posterior=log_posterior, kl=kl,
+                         kl_per_latent=per_latent, codes=mean, z=z,
+                         likelihood_params=params.reshape(k, b, *params.shape[1:]))
 
     def encode(self, x: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         return self.encoder(x, self._condition(labels))

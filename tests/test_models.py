@@ -28,8 +28,9 @@ def test_vae_shapes_for_both_configs():
         x = jnp.zeros((4, 784))
         variables = model.init(jax.random.key(0), x, jax.random.key(1))
         out = model.apply(variables, x, jax.random.key(2))
-        assert out["params"].shape == (1, 4, 784, 1) and out["log_likelihood"].shape == (1, 4)
-        assert out["mean"].shape == out["logvar"].shape == (4, config.model.latents)
+        assert out.likelihood_params.shape == (1, 4, 784, 1) and out.log_likelihood.shape == (1, 4)
+        assert out.codes.shape == out.kl_per_latent.shape == (4, config.model.latents)
+        assert out.log_prior.shape == out.log_posterior.shape == (1, 4) and out.kl.shape == (4,)
         samples = model.apply(variables, jax.random.key(3), 6, method="generate")
         # Independent: prior draws N(0, I) with the same key, decoded, through a sigmoid.
         z = jax.random.normal(jax.random.key(3), (6, config.model.latents))
@@ -71,8 +72,8 @@ def test_vae_composes_its_parts():
     z = reparameterize(jax.random.key(3), mean, logvar)
     expected = model.apply(variables, z, method="decode")
     out = model.apply(variables, x, jax.random.key(3))
-    np.testing.assert_allclose(out["params"][0], expected, rtol=1e-6)
-    np.testing.assert_allclose(out["log_likelihood"][0], model.apply(variables, expected, x, method="log_likelihood"),
+    np.testing.assert_allclose(out.likelihood_params[0], expected, rtol=1e-6)
+    np.testing.assert_allclose(out.log_likelihood[0], model.apply(variables, expected, x, method="log_likelihood"),
                                rtol=1e-6)
 
 
@@ -175,6 +176,6 @@ def test_bfloat16_config_builds_a_model_that_computes_in_bfloat16_with_float32_p
     hidden = state["intermediates"]["encoder"]["hidden_0"]["__call__"][0]
     assert hidden.dtype == jnp.bfloat16
     out = model.apply(variables, x, jax.random.key(2))
-    assert out["mean"].dtype == jnp.float32 and np.isfinite(np.asarray(out["log_likelihood"])).all()
+    assert out.codes.dtype == jnp.float32 and np.isfinite(np.asarray(out.log_likelihood)).all()
     float32 = build_model(default.get_config()).apply(variables, x, jax.random.key(2))
-    np.testing.assert_allclose(out["log_likelihood"], float32["log_likelihood"], rtol=2e-2)
+    np.testing.assert_allclose(out.log_likelihood, float32.log_likelihood, rtol=2e-2)

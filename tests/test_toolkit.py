@@ -108,8 +108,10 @@ def test_vampprior_run_evaluates_with_its_own_prior(mock_data_dir, tmp_path):
 
 
 def _with_standard_normal_prior(apply_fn, log_prior):
+    """The model's apply with its prior density replaced by `log_prior`, in the VAEOutput too."""
     def apply(variables, *args, method=None, **kwargs):
         if method == "log_prior":
             return log_prior(args[0])
-        return apply_fn(variables, *args, method=method, **kwargs)
+        out = apply_fn(variables, *args, method=method, **kwargs)
+        return out.replace(log_prior=log_prior(out.z)) if method is None else out
     return apply

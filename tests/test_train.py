@@ -150,10 +150,10 @@ def test_dynamic_binarization_resamples_pixels_every_step():
     batch = np.full((8, 784), 128, np.uint8)  # Grey 0.5: every binarization differs.
     x = batch.astype(np.float32) / 255
     outs = [state.apply_fn({"params": state.params}, x, jax.random.key(k), training=True) for k in (0, 1)]
-    assert float(jnp.abs(outs[0]["log_likelihood"] - outs[1]["log_likelihood"]).max()) > 0
+    assert float(jnp.abs(outs[0].log_likelihood - outs[1].log_likelihood).max()) > 0
     # Without training=True the same grey pixels are scored as given (evaluation data are pre-binarized).
     plain = state.apply_fn({"params": state.params}, x, jax.random.key(0))
-    assert float(jnp.abs(plain["log_likelihood"] - outs[0]["log_likelihood"]).max()) > 0
+    assert float(jnp.abs(plain.log_likelihood - outs[0].log_likelihood).max()) > 0
 
 
 def poisoned_images(n: int, bad_row: int) -> np.ndarray:
