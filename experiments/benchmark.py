@@ -27,7 +27,7 @@ from absl import flags  # noqa: E402
 
 from experiments.configs import load as load_config  # noqa: E402
 from fvae import train  # noqa: E402
-from fvae.evaluate import evaluate_elbo  # noqa: E402
+from fvae.evaluate import evaluate_bound  # noqa: E402
 from fvae.models import build_model  # noqa: E402
 
 flags.DEFINE_list("configs", ["mlp500", "default"], "Config modules under experiments/configs.")
@@ -103,7 +103,7 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     block = t.steps_per_call or steps
 
     start = time.perf_counter()
-    train.train_steps.lower(fresh_state(), images, indices[:block], key, unroll=t.unroll).compile()
+    train.train_block.lower(fresh_state(), images, indices[:block], key, unroll=t.unroll).compile()
     compile_seconds = time.perf_counter() - start
     step_cost = train.train_step.lower(fresh_state(), host_images[:batch_size], key).compile().cost_analysis()
     step_cost = step_cost[0] if isinstance(step_cost, list) else step_cost
@@ -137,16 +137,16 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     looped = None
     if t.unroll:
         state = fresh_state()
-        state, _ = train.train_steps(state, images, indices[:2], key)  # Compiles.
+        state, _ = train.train_block(state, images, indices[:2], key)  # Compiles.
         jax.block_until_ready(state.params)
         begin = time.perf_counter()
-        state, _ = train.train_steps(state, images, indices[:2], key)
+        state, _ = train.train_block(state, images, indices[:2], key)
         jax.block_until_ready(state.params)
         looped = 2 * batch_size / (time.perf_counter() - begin)
 
     eval_images = jax.device_put(host_images[:10_000])
-    jax.block_until_ready(evaluate_elbo(state, eval_images, key, t.eval_batch_size, unroll=t.unroll))
-    eval_seconds = _best_time(lambda: evaluate_elbo(state, eval_images, key, t.eval_batch_size, unroll=t.unroll), 3)
+    jax.block_until_ready(evaluate_bound(state, eval_images, key, t.eval_batch_size, unroll=t.unroll))
+    eval_seconds = _best_time(lambda: evaluate_bound(state, eval_images, key, t.eval_batch_size, unroll=t.unroll), 3)
 
     ceiling_gflops = None
     if config.model.architecture == "mlp":  # Convs have no matmul-only ceiling to compare with.

@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Dataset": "data",
-    "eval_step": "evaluate", "evaluate_elbo": "evaluate", "generate": "evaluate",
+    "eval_step": "evaluate", "evaluate_bound": "evaluate", "generate": "evaluate",
     "iwae_log_likelihoods": "evaluate", "iwae_nll": "evaluate", "latent_statistics": "evaluate",
     "reconstruct": "evaluate",
     "Objective": "losses", "iwae_bound": "losses", "kl_standard_normal": "losses",

@@ -52,10 +52,11 @@ def eval_step(state: TrainState, batch: Batch, key: jax.Array) -> Metrics:
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "batch_sharding", "num_samples", "unroll"))
-def evaluate_elbo(state: TrainState, dataset: Dataset | jax.Array, key: jax.Array, batch_size: int = 1000,
-                  batch_sharding: jax.sharding.Sharding | None = None,
-                  num_samples: int = 1, unroll: bool = False) -> Metrics:
-    """Mean negative ELBO, reconstruction and KL (nats per image) over a whole split.
+def evaluate_bound(state: TrainState, dataset: Dataset | jax.Array, key: jax.Array, batch_size: int = 1000,
+                   batch_sharding: jax.sharding.Sharding | None = None,
+                   num_samples: int = 1, unroll: bool = False) -> Metrics:
+    """Mean negative ELBO (K = 1) or IWAE bound (K > 1), reconstruction and KL (nats per
+    image) over a whole split.
 
     With num_samples=K > 1, "loss" is the negative IWAE bound with K samples instead
     (what early stopping should watch when training on that bound). Runs as one compiled
@@ -64,7 +65,7 @@ def evaluate_elbo(state: TrainState, dataset: Dataset | jax.Array, key: jax.Arra
     the estimate is deterministic for a given key. batch_size must be a multiple of the
     device count when batch_sharding is given. dataset: images, or a Dataset whose labels
     (N,) a conditional model reads. unroll: compile the batches as straight-line code, not a loop (for conv models on
-    CPU; see fvae.train.train_steps).
+    CPU; see fvae.train.train_block).
     """
     images, labels = as_dataset(dataset)
     n = images.shape[0]
@@ -90,13 +91,13 @@ def evaluate_elbo(state: TrainState, dataset: Dataset | jax.Array, key: jax.Arra
 def reconstruct(state: TrainState, batch: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     """Pixel means E[x | z = posterior mean] for a batch: (B, 784) in [0, 1]."""
     mean, _ = _apply(state, as_unit_interval(batch), labels, method="encode")
-    return decode(state, mean, labels)
+    return decode_pixel_means(state, mean, labels)
 
 
 @jax.jit
-def decode(state: TrainState, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+def decode_pixel_means(state: TrainState, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     """Pixel means E[x|z] for latents z (B, latents): (B, 784) in [0, 1]."""
-    return _apply(state, _apply(state, z, labels, method="decode"), method="pixel_means")
+    return _apply(state, _apply(state, z, labels, method="likelihood_params"), method="pixel_means")
 
 
 @functools.partial(jax.jit, static_argnames=("num",))
@@ -197,7 +198,7 @@ def latent_statistics(state: TrainState, dataset: Dataset | jax.Array, batch_siz
         images, batch_labels = batch
         x = as_unit_interval(images).reshape(images.shape[0], -1)
         mean, logvar = _apply(state, x, batch_labels, method="encode")
-        recon = decode(state, mean, batch_labels)
+        recon = decode_pixel_means(state, mean, batch_labels)
         return mean, kl_per_dimension(mean, logvar), jnp.mean(jnp.square(recon - x), axis=-1)
 
     mean, kl, squared_error = _map_images(per_image, tuple(as_dataset(dataset)), batch_size, unroll)

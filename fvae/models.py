@@ -227,7 +227,7 @@ class VAE(nn.Module):
         z = reparameterize(key, mean, logvar, num_samples)  # (K, B, D)
         k, b = z.shape[:2]
         tiled_labels = None if labels is None else jnp.tile(labels, k)
-        params = self.decode(z.reshape(k * b, -1), tiled_labels)  # (K * B, 784, P)
+        params = self.likelihood_params(z.reshape(k * b, -1), tiled_labels)  # (K * B, 784, P)
         log_likelihood = self.likelihood.log_prob(params, jnp.tile(x, (k, 1))).reshape(k, b)
         log_prior, log_posterior = self.log_prior(z), log_normal_diag(z, mean, logvar)
         per_latent = kl_per_dimension(mean, logvar)
@@ -239,7 +239,7 @@ class VAE(nn.Module):
     def encode(self, x: jax.Array, labels: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         return self.encoder(x, self._condition(labels))
 
-    def decode(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
+    def likelihood_params(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
         """Pixel parameters (B, 784, P) of p(x|z)."""
         params = self.decoder(z, self._condition(labels))
         if self._global_scale:
@@ -275,7 +275,7 @@ class VAE(nn.Module):
 
     def generate(self, key: jax.Array, num: int, labels: jax.Array | None = None) -> jax.Array:
         """Pixel means (B, 784) of `num` samples from the prior (given labels if conditional)."""
-        return self.pixel_means(self.decode(self.sample_prior(key, num), labels))
+        return self.pixel_means(self.likelihood_params(self.sample_prior(key, num), labels))
 
 
 def log_mixture_of_diagonal_normals(z: jax.Array, means: jax.Array, logvars: jax.Array) -> jax.Array:

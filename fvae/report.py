@@ -13,8 +13,8 @@ import numpy as np
 
 from fvae import data, plots, runs
 from fvae.errors import ConfigError
-from fvae.evaluate import (decode, encode_dataset, evaluate_elbo, generate, iwae_log_likelihoods, latent_statistics,
-                           reconstruct)
+from fvae.evaluate import (decode_pixel_means, encode_dataset, evaluate_bound, generate, iwae_log_likelihoods,
+                           latent_statistics, reconstruct)
 from fvae.likelihoods import bits_per_dim, build_likelihood
 from fvae.representations import knn_accuracy, linear_probe_accuracy
 from fvae.experiment import (conditioning_labels, load_run_state, load_splits, model_inputs, run_keys,
@@ -43,9 +43,9 @@ def evaluate_run(workdir: str | Path, iwae_samples=(1000,), split: str = "test",
                "likelihood": config.likelihood.name}
 
     start = time.perf_counter()
-    unroll = config.train.unroll  # Conv models: no loops around convolutions on CPU (fvae.train.train_steps).
+    unroll = config.train.unroll  # Conv models: no loops around convolutions on CPU (fvae.train.train_block).
     batch_size = 5000 if unroll else 1000  # Fewer unrolled copies.
-    elbo = evaluate_elbo(state, inputs, keys["eval"], batch_size, unroll=unroll)
+    elbo = evaluate_bound(state, inputs, keys["eval"], batch_size, unroll=unroll)
     metrics.update({f"elbo_{k}": float(v) for k, v in elbo.items()})
     if discrete:
         metrics["elbo_bits_per_dim"] = bits_per_dim(metrics["elbo_loss"])
@@ -122,7 +122,7 @@ def _pictures(state, config, splits, test_codes, keys, workdir: Path, out: Path,
     rows = []
     for a, b in zip(starts, ends):
         line = (1 - weights) * test_codes[a] + weights * test_codes[b]
-        decoded = np.asarray(decode(state, line, given(np.full(len(line), test_labels[a]))))
+        decoded = np.asarray(decode_pixel_means(state, line, given(np.full(len(line), test_labels[a]))))
         rows.append(np.concatenate([test_images[a:a + 1] / 255.0, decoded, test_images[b:b + 1] / 255.0]))
     plots.save_interpolations(saved("interpolations.png"), np.stack(rows), [names[test_labels[i]] for i in starts],
                               [names[test_labels[i]] for i in ends])
@@ -134,7 +134,7 @@ def _pictures(state, config, splits, test_codes, keys, workdir: Path, out: Path,
     for d in dims:
         z = np.repeat(test_codes[:1], len(values), axis=0)
         z[:, d] = values
-        grid.append(np.asarray(decode(state, z, given(np.full(len(z), test_labels[0])))))
+        grid.append(np.asarray(decode_pixel_means(state, z, given(np.full(len(z), test_labels[0])))))
     plots.save_traversals(saved("traversals.png"), np.stack(grid), values, dims, [kl[d] for d in dims])
 
     if config.model.latents == 2:
@@ -143,7 +143,7 @@ def _pictures(state, config, splits, test_codes, keys, workdir: Path, out: Path,
         quantiles = norm.ppf(np.linspace(0.05, 0.95, 15))
         z1, z2 = np.meshgrid(quantiles, quantiles[::-1])
         z = np.stack([z1.ravel(), z2.ravel()], axis=1)
-        decoded = np.asarray(decode(state, z, given(np.full(len(z), 0))))
+        decoded = np.asarray(decode_pixel_means(state, z, given(np.full(len(z), 0))))
         plots.save_manifold(saved("manifold.png"), decoded.reshape(15, 15, -1), quantiles)
         plots.save_latent_scatter(saved("latent_scatter.png"), test_codes, test_labels, names,
                                   "Test posterior means (2-D latent space)")

@@ -23,7 +23,7 @@ from fvae import data, parallel, plots, runs
 from fvae.checkpoint import Checkpoints
 from fvae.config import validate
 from fvae.errors import Interrupted, UserError
-from fvae.evaluate import evaluate_elbo, generate, reconstruct
+from fvae.evaluate import evaluate_bound, generate, reconstruct
 from fvae.experiment import initial_state, load_splits, model_inputs, run_keys, sample_labels, samples_title
 from fvae.metric_writer import create_writer
 from fvae.parallel import Placement, to_host
@@ -202,8 +202,8 @@ def _run_epoch(state: TrainState, train: data.Dataset, val: data.Dataset, keys, 
         if nonfinite_step >= 0:
             _raise_nonfinite(epoch, f"step {nonfinite_step}", workdir)
         del train_metrics["nonfinite_step"]
-        val_metrics = evaluate_elbo(state, val, keys["eval"], t.eval_batch_size, where.batch_sharding,
-                                    config.objective.iwae_samples, t.unroll)
+        val_metrics = evaluate_bound(state, val, keys["eval"], t.eval_batch_size, where.batch_sharding,
+                                     config.objective.iwae_samples, t.unroll)
         record = {f"train_{k}": v for k, v in to_host(train_metrics).items()}
         record.update({f"val_{k}": v for k, v in to_host(val_metrics).items()})
     bad = sorted(k for k, v in record.items() if not math.isfinite(v))
@@ -224,8 +224,8 @@ def _final_report(state: TrainState, splits: data.Splits, keys, config: ml_colle
     summary = {"best_epoch": stopper.best_epoch, "epochs_trained": len(history),
                "train_seconds": sum(r["seconds"] for r in history)}
     for name, split in (("test", splits.test), ("val", splits.val)):
-        metrics = evaluate_elbo(state, where.put(model_inputs(config, split)), keys["eval"], t.eval_batch_size,
-                                where.batch_sharding, k, t.unroll)
+        metrics = evaluate_bound(state, where.put(model_inputs(config, split)), keys["eval"], t.eval_batch_size,
+                                 where.batch_sharding, k, t.unroll)
         summary.update({f"{name}_{key}": value for key, value in to_host(metrics).items()})
 
     shown = splits.test.take(config.output.num_reconstructions)

@@ -59,7 +59,7 @@ def as_unit_interval(batch: jax.Array) -> jax.Array:
     return batch
 
 
-def train_step_fn(state: TrainState, batch: Batch, key: jax.Array) -> tuple[TrainState, Metrics]:
+def train_step_unjitted(state: TrainState, batch: Batch, key: jax.Array) -> tuple[TrainState, Metrics]:
     """One Adam step on the state's objective (the negative ELBO by default) for `batch`.
 
     batch: images (uint8 or [0,1] floats), or {"image", "label"} for conditional models.
@@ -81,7 +81,7 @@ def train_step_fn(state: TrainState, batch: Batch, key: jax.Array) -> tuple[Trai
 
 
 # The train step, compiled once; the input state's buffers are donated to the output.
-train_step = jax.jit(train_step_fn, donate_argnums=0)
+train_step = jax.jit(train_step_unjitted, donate_argnums=0)
 
 
 @functools.partial(jax.jit, static_argnames=("num_examples", "batch_size"))
@@ -97,9 +97,9 @@ def epoch_batches(shuffle_key: jax.Array, epoch: int | jax.Array, num_examples: 
 
 
 @functools.partial(jax.jit, donate_argnums=0, static_argnames=("batch_sharding", "unroll"))
-def train_steps(state: TrainState, dataset: Dataset | jax.Array, batch_indices: jax.Array, key: jax.Array,
-                batch_sharding: jax.sharding.Sharding | None = None,
-                unroll: bool = False) -> tuple[TrainState, Metrics]:
+def train_block(state: TrainState, dataset: Dataset | jax.Array, batch_indices: jax.Array, key: jax.Array,
+               batch_sharding: jax.sharding.Sharding | None = None,
+               unroll: bool = False) -> tuple[TrainState, Metrics]:
     """Runs len(batch_indices) train steps as one compiled call (lax.scan).
 
     unroll=True compiles the steps as straight-line code instead of a loop: XLA:CPU runs
@@ -119,7 +119,7 @@ def train_steps(state: TrainState, dataset: Dataset | jax.Array, batch_indices: 
         batch = images[indices] if labels is None else {"image": images[indices], "label": labels[indices]}
         if batch_sharding is not None:
             batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-        return train_step_fn(state, batch, key)
+        return train_step_unjitted(state, batch, key)
 
     first_step = state.step
     state, metrics = jax.lax.scan(body, state, batch_indices, unroll=unroll)
@@ -162,7 +162,7 @@ def train_epoch(state: TrainState, dataset: Dataset | jax.Array, key: jax.Array,
     images.
     `on_progress(steps_done_in_block)` is called after each block is dispatched (for a
     progress bar). Returns the state and the mean metrics of the steps run (device
-    arrays), with "nonfinite_step" as in `train_steps`. stop_on_nonfinite: after each
+    arrays), with "nonfinite_step" as in `train_block`. stop_on_nonfinite: after each
     block, wait for it and return early if a loss was NaN/Inf (no later block runs);
     False dispatches all blocks without waiting.
     """
@@ -174,7 +174,7 @@ def train_epoch(state: TrainState, dataset: Dataset | jax.Array, key: jax.Array,
     block = steps_per_call or steps
     totals, done = None, 0
     for start in range(0, steps, block):
-        state, sums = train_steps(state, dataset, indices[start:start + block], key, batch_sharding, unroll)
+        state, sums = train_block(state, dataset, indices[start:start + block], key, batch_sharding, unroll)
         totals, done = _accumulate(totals, sums), min(start + block, steps)
         if on_progress is not None:
             on_progress(done - start)

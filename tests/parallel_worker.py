@@ -11,7 +11,7 @@ import numpy as np
 
 from fvae import parallel, train
 from fvae.data import Dataset
-from fvae.evaluate import evaluate_elbo
+from fvae.evaluate import evaluate_bound
 from fvae.models import VAE, Decoder, Encoder
 from tests.helpers import fake_images, new_state
 
@@ -39,7 +39,7 @@ def run(mesh, on_device: bool, conditional: bool = False):
         else:
             state, metrics = train.train_epoch_stepwise(state, Dataset(images, labels), key, shuffle_key, epoch, 64,
                                                         batch_sharding=sharding)
-    val = evaluate_elbo(state, Dataset(device_images, device_labels), key, 128, sharding)
+    val = evaluate_bound(state, Dataset(device_images, device_labels), key, 128, sharding)
     params = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), state.params)
     return params, float(np.asarray(metrics["loss"].addressable_data(0))), float(np.asarray(val["loss"].addressable_data(0)))
 

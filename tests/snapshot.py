@@ -25,7 +25,7 @@ SNAPSHOT = Path(__file__).resolve().parent / "snapshots" / "configs.json"
 def measure(name: str) -> dict[str, float | list[float]]:
     from experiments import configs
     from fvae.config import objective
-    from fvae.evaluate import evaluate_elbo
+    from fvae.evaluate import evaluate_bound
     from fvae.models import build_model
     from fvae.train import create_train_state, train_step
     from tests.helpers import class_images
@@ -43,8 +43,8 @@ def measure(name: str) -> dict[str, float | list[float]]:
     from fvae.data import Dataset
 
     val = Dataset(images[64:], labels[64:] if config.model.conditional else None)
-    bound = evaluate_elbo(state, val, jax.random.key(2), 64, num_samples=config.objective.iwae_samples,
-                          unroll=config.train.unroll)
+    bound = evaluate_bound(state, val, jax.random.key(2), 64, num_samples=config.objective.iwae_samples,
+                           unroll=config.train.unroll)
     return {"losses": losses, "param_norm": float(optax.tree.norm(state.params)),
             "val_loss": float(bound["loss"]), "val_kl": float(bound["kl"])}
 

@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fvae.evaluate import (active_units, encode_dataset, eval_step, evaluate_elbo, generate,
+from fvae.evaluate import (active_units, encode_dataset, eval_step, evaluate_bound, generate,
                            importance_weighted_log_likelihood, iwae_nll, latent_statistics, reconstruct)
 from fvae.models import reparameterize
 from tests.helpers import fake_images, new_state
@@ -10,7 +10,7 @@ from tests.helpers import fake_images, new_state
 
 def test_evaluate_counts_every_image_once_despite_padding():
     state, images, key = new_state(), jnp.asarray(fake_images(250)), jax.random.key(5)
-    got = evaluate_elbo(state, images, key, batch_size=100)
+    got = evaluate_bound(state, images, key, batch_size=100)
     # Independent computation: batch i (with key fold_in(key, i)) weighted by its size.
     sizes = [100, 100, 50]
     parts = [eval_step(state, images[i * 100:i * 100 + s], jax.random.fold_in(key, i)) for i, s in enumerate(sizes)]
@@ -21,8 +21,8 @@ def test_evaluate_counts_every_image_once_despite_padding():
 
 def test_evaluate_is_deterministic_for_a_key():
     state, images = new_state(), jnp.asarray(fake_images(300))
-    a = evaluate_elbo(state, images, jax.random.key(0), batch_size=128)
-    b = evaluate_elbo(state, images, jax.random.key(0), batch_size=128)
+    a = evaluate_bound(state, images, jax.random.key(0), batch_size=128)
+    b = evaluate_bound(state, images, jax.random.key(0), batch_size=128)
     assert float(a["loss"]) == float(b["loss"])
 
 
@@ -58,8 +58,8 @@ def test_iwae_with_one_sample_is_the_single_sample_elbo():
     eps = np.asarray(jax.random.normal(jax.random.fold_in(key, 0), (1, *mean.shape)))[0]
     mean, logvar = np.asarray(mean, np.float64), np.asarray(logvar, np.float64)
     z = mean + np.exp(0.5 * logvar) * eps
-    logits = np.asarray(state.apply_fn({"params": state.params}, jnp.asarray(z, jnp.float32), method="decode"),
-                        np.float64)[..., 0]
+    logits = np.asarray(state.apply_fn({"params": state.params}, jnp.asarray(z, jnp.float32),
+                                       method="likelihood_params"), np.float64)[..., 0]
     xn = np.asarray(x, np.float64)
     log_px = np.sum(xn * -np.logaddexp(0, -logits) + (1 - xn) * -np.logaddexp(0, logits), axis=1)
     log_pz = np.sum(-0.5 * z**2 - 0.5 * np.log(2 * np.pi), axis=1)
@@ -123,7 +123,7 @@ def test_active_units_on_synthetic_codes():
 def test_latent_statistics_match_direct_computations():
     state, images = new_state(), jnp.asarray(fake_images(120))
     stats = latent_statistics(state, images, batch_size=50)
-    elbo = evaluate_elbo(state, images, jax.random.key(0), batch_size=50)
+    elbo = evaluate_bound(state, images, jax.random.key(0), batch_size=50)
     np.testing.assert_allclose(float(jnp.sum(stats["kl_per_dimension"])), float(elbo["kl"]), rtol=1e-5)
     direct_mse = np.mean((np.asarray(reconstruct(state, images)) - np.asarray(images) / 255.0) ** 2)
     np.testing.assert_allclose(float(stats["reconstruction_mse"]), direct_mse, rtol=1e-5)
@@ -133,7 +133,7 @@ def test_latent_statistics_match_direct_computations():
 
 def test_unrolled_evaluation_equals_the_looped_one():
     state, images, key = new_state(), jnp.asarray(fake_images(250)), jax.random.key(5)
-    looped = evaluate_elbo(state, images, key, batch_size=100)
-    unrolled = evaluate_elbo(state, images, key, batch_size=100, unroll=True)
+    looped = evaluate_bound(state, images, key, batch_size=100)
+    unrolled = evaluate_bound(state, images, key, batch_size=100, unroll=True)
     for name in ("loss", "reconstruction", "kl"):
         np.testing.assert_allclose(float(unrolled[name]), float(looped[name]), rtol=1e-6)

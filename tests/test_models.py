@@ -34,7 +34,7 @@ def test_vae_shapes_for_both_configs():
         samples = model.apply(variables, jax.random.key(3), 6, method="generate")
         # Independent: prior draws N(0, I) with the same key, decoded, through a sigmoid.
         z = jax.random.normal(jax.random.key(3), (6, config.model.latents))
-        logits = model.apply(variables, z, method="decode")[..., 0]
+        logits = model.apply(variables, z, method="likelihood_params")[..., 0]
         assert samples.shape == (6, 784)
         np.testing.assert_allclose(samples, 1 / (1 + np.exp(-np.asarray(logits, np.float64))), rtol=1e-5, atol=1e-7)
 
@@ -70,7 +70,7 @@ def test_vae_composes_its_parts():
     variables = model.init(jax.random.key(1), x, jax.random.key(2))
     mean, logvar = model.apply(variables, x, method="encode")
     z = reparameterize(jax.random.key(3), mean, logvar)
-    expected = model.apply(variables, z, method="decode")
+    expected = model.apply(variables, z, method="likelihood_params")
     out = model.apply(variables, x, jax.random.key(3))
     np.testing.assert_allclose(out.likelihood_params[0], expected, rtol=1e-6)
     np.testing.assert_allclose(out.log_likelihood[0], model.apply(variables, expected, x, method="log_likelihood"),
@@ -122,12 +122,12 @@ def test_conditional_decoder_output_depends_on_the_label():
     model = build_model(config)
     x, z = jnp.zeros((2, 784)), jnp.zeros((2, config.model.latents))
     variables = model.init(jax.random.key(0), x, jax.random.key(1), jnp.zeros((2,), jnp.int32))
-    dress, bag = (model.apply(variables, z, jnp.array([label] * 2), method="decode") for label in (3, 8))
+    dress, bag = (model.apply(variables, z, jnp.array([label] * 2), method="likelihood_params") for label in (3, 8))
     assert float(jnp.abs(dress - bag).max()) > 1e-3
     codes = [model.apply(variables, x, jnp.array([label] * 2), method="encode")[0] for label in (3, 8)]
     assert float(jnp.abs(codes[0] - codes[1]).max()) > 1e-4
     try:
-        model.apply(variables, z, method="decode")
+        model.apply(variables, z, method="likelihood_params")
     except ValueError as err:
         assert "pass labels" in str(err)
     else:

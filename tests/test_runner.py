@@ -205,14 +205,14 @@ def test_nan_stops_at_once_naming_epoch_and_step_and_writes_nothing_of_that_epoc
             state = state.replace(params=params)
         return real(state, images, key, shuffle_key, epoch, *args, **kwargs)
 
-    real_evaluate = runner.evaluate_elbo
+    real_evaluate = runner.evaluate_bound
 
     def counted_evaluate(*args, **kwargs):
         validations.append(args)
         return real_evaluate(*args, **kwargs)
 
     monkeypatch.setattr(runner, name, poisoned)
-    monkeypatch.setattr(runner, "evaluate_elbo", counted_evaluate)
+    monkeypatch.setattr(runner, "evaluate_bound", counted_evaluate)
     config = small_config(mock_data_dir, 6)
     config.train.on_device = path != "per step"
     config.train.steps_per_call = 3 if path == "blocks of 3" else 0

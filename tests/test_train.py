@@ -41,7 +41,7 @@ def test_step_keys_differ_so_noise_differs_between_steps():
     # Same batch, same parameters, different step counter -> different sampled loss.
     state = new_state()
     batch = fake_images(32)
-    step = jax.jit(train.train_step_fn)
+    step = jax.jit(train.train_step_unjitted)
     _, m0 = step(state, batch, jax.random.key(3))
     _, m1 = step(state.replace(step=state.step + 1), batch, jax.random.key(3))
     assert float(m0["reconstruction"]) != float(m1["reconstruction"])
@@ -133,7 +133,7 @@ def test_every_objective_and_likelihood_trains_with_finite_gradients(member):
     images = fake_images(32)
     batch = {"image": images, "label": np.arange(32) % 10} if overrides.get("model__conditional") else images
     before = jax.tree.map(jnp.copy, state.params)  # train_step donates the state's buffers.
-    gradient = jax.jit(jax.grad(lambda params, state: train.train_step_fn(
+    gradient = jax.jit(jax.grad(lambda params, state: train.train_step_unjitted(
         state.replace(params=params), batch, jax.random.key(1))[1]["loss"]))
     losses = []
     for _ in range(3):
