@@ -30,10 +30,11 @@ def defaults() -> ml_collections.ConfigDict:
     config.data.train_subset = 0   # > 0: train on only that many images (quick runs)
 
     config.model = ml_collections.ConfigDict()
-    config.model.architecture = "mlp"       # or "conv"
+    config.model.architecture = "mlp"       # "mlp", "conv" or "hierarchical" (two stochastic layers, MLP)
     config.model.encoder_hidden = (512, 256)  # dense layers (after the convs for "conv")
     config.model.decoder_hidden = (256, 512)  # dense layers (before the upsampling convs for "conv")
-    config.model.latents = 32
+    config.model.latents = 32              # "hierarchical": the bottom layer z1
+    config.model.top_latents = 0            # "hierarchical": latents of the top layer z2 (>= 1)
     config.model.conv_channels = (32, 64)   # "conv": encoder channels per stride-2 conv; the decoder mirrors them
     config.model.upsample = "pixel_shuffle"  # "conv" decoder: "pixel_shuffle" or "transpose" (ConvTranspose)
     config.model.conditional = False        # True: encoder and decoder see the class label (conditional VAE)
@@ -203,6 +204,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
         problems.append(f"train.batch_size {t.batch_size} exceeds the {train_images} training images")
     if m.architecture not in ARCHITECTURES:
         problems.append(f"model.architecture must be one of {ARCHITECTURES}, got {m.architecture!r}")
+    if m.architecture == "hierarchical" and (m.top_latents < 1 or m.conditional):
+        problems.append(f"model.architecture 'hierarchical' needs model.top_latents >= 1 and no model.conditional, "
+                        f"got {m.top_latents!r} and {m.conditional!r}")
+    if m.top_latents < 0:
+        problems.append(f"model.top_latents must be >= 0, got {m.top_latents!r}")
     if m.upsample not in UPSAMPLING:
         problems.append(f"model.upsample must be one of {UPSAMPLING}, got {m.upsample!r}")
     if not 1 <= len(m.conv_channels) <= 2 or any(not isinstance(c, int) or c < 1 for c in m.conv_channels):
@@ -229,8 +235,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if ob.iwae_samples > 1 and (ob.beta != 1 or ob.free_bits or ob.warmup_epochs):
         problems.append("objective.iwae_samples > 1 trains on the IWAE bound, which has no KL weight: leave "
                         "beta = 1, free_bits = 0 and warmup_epochs = 0")
-    if ob.free_bits and pr.name != "standard_normal":
-        problems.append("objective.free_bits needs the per-latent KL of the standard_normal prior")
+    if ob.free_bits and (pr.name != "standard_normal" or m.architecture == "hierarchical"):
+        problems.append("objective.free_bits needs the per-latent KL of one standard_normal layer (not the "
+                        "VampPrior, not the hierarchical model)")
     if config.checkpoint.keep < 1:
         problems.append(f"checkpoint.keep must be >= 1, got {config.checkpoint.keep!r}")
     for name in ("num_samples", "num_reconstructions"):

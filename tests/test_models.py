@@ -179,3 +179,60 @@ def test_bfloat16_config_builds_a_model_that_computes_in_bfloat16_with_float32_p
     assert out.codes.dtype == jnp.float32 and np.isfinite(np.asarray(out.log_likelihood)).all()
     float32 = build_model(default.get_config()).apply(variables, x, jax.random.key(2))
     np.testing.assert_allclose(out.log_likelihood, float32.log_likelihood, rtol=2e-2)
+
+
+def hierarchical_model(prior_components=0):
+    from fvae.models import HierarchicalVAE
+
+    return HierarchicalVAE(Encoder((16,), 3), Decoder((16,), (784,)), prior_components=prior_components,
+                           top_encoder=Encoder((16,), 2), prior_net=Encoder((16,), 3))
+
+
+@pytest.mark.slow
+def test_hierarchical_kl_matches_an_independent_monte_carlo_estimate():
+    """The model's KL (its own samples) against one from numpy: z1 ~ q(z1|x), z2 ~ q(z2|z1,x)
+    drawn with another generator, Gaussian log densities written out in float64."""
+    model, x = hierarchical_model(), jax.random.uniform(jax.random.key(0), (4, 784))
+    variables = model.init(jax.random.key(1), x, jax.random.key(2))
+    k = 4000
+    out = model.apply(variables, x, jax.random.key(3), None, k)
+
+    def net(name, *inputs):
+        mean, logvar = model.apply(variables, *inputs, method=lambda m, *a: getattr(m, name)(*a))
+        return np.asarray(mean, np.float64), np.asarray(logvar, np.float64)
+
+    def log_normal(z, mean, logvar):
+        return -0.5 * np.sum((z - mean) ** 2 / np.exp(logvar) + logvar + np.log(2 * np.pi), axis=-1)
+
+    rng = np.random.default_rng(0)
+    mean1, logvar1 = net("encoder", x)
+    z1 = mean1 + np.exp(0.5 * logvar1) * rng.standard_normal((k, *mean1.shape))  # (K, B, 3)
+    x_tiled = np.tile(np.asarray(x), (k, 1))
+    mean2, logvar2 = net("top_encoder", jnp.asarray(x_tiled), jnp.asarray(z1.reshape(k * 4, 3), jnp.float32))
+    z2 = mean2 + np.exp(0.5 * logvar2) * rng.standard_normal(mean2.shape)  # (K * B, 2)
+    prior_mean, prior_logvar = net("prior_net", jnp.asarray(z2, jnp.float32))
+    z1 = z1.reshape(k * 4, 3)
+    tiled = [np.broadcast_to(a, (k, 4, 3)).reshape(-1, 3) for a in (mean1, logvar1)]
+    log_ratio = (log_normal(z1, *tiled) + log_normal(z2, mean2, logvar2) - log_normal(z2, 0.0, 0.0)
+                 - log_normal(z1, prior_mean, prior_logvar)).reshape(k, 4)
+    mine, theirs = log_ratio.mean(0), np.asarray(out.kl, np.float64)
+    spread = np.sqrt(log_ratio.var(0) / k + np.asarray(out.log_posterior - out.log_prior).var(0) / k)
+    assert (np.abs(mine - theirs) < 5 * spread).all(), (mine, theirs, spread)
+
+
+@pytest.mark.parametrize("components", [0, pytest.param(3, marks=pytest.mark.slow)], ids=["standard_normal", "vamp"])
+def test_hierarchical_bounds(components):
+    """K=1: the log weight is exactly the ELBO integrand log p(x|z) - (log q - log p); K=50: the
+    IWAE bound of the samples is at least their average log weight (the ELBO estimate), image by
+    image, and strictly above it on average."""
+    model, x = hierarchical_model(components), jax.random.uniform(jax.random.key(0), (64, 784))
+    variables = model.init(jax.random.key(1), x, jax.random.key(2))
+    one = model.apply(variables, x, jax.random.key(3))
+    np.testing.assert_allclose(one.log_weights[0], one.log_likelihood[0] - one.kl, rtol=1e-5)
+    many = model.apply(variables, x, jax.random.key(4), None, 50)
+    from fvae.losses import iwae_bound
+
+    iwae, elbo = np.asarray(iwae_bound(many.log_weights)), np.asarray(many.log_weights.mean(0))
+    gap = iwae - elbo  # Jensen: >= 0 for every image and every draw.
+    assert (gap >= -1e-4).all() and gap.mean() > 0
+    assert set(np.asarray(one.z.shape)) == {1, 64, 5} and one.codes.shape == (64, 5)

@@ -130,6 +130,7 @@ def test_default_config_end_to_end_on_the_real_data(prepared_data_dir, tmp_path)
 QUIET = dict(log=lambda _: None, progress=False)
 
 
+@pytest.mark.slow
 def test_iwae_run_reports_the_bound_it_was_selected_on(mock_data_dir, tmp_path):
     config = small_config(mock_data_dir, 3, base=iwae)
     assert config.objective.iwae_samples == 5
@@ -237,6 +238,7 @@ def test_a_start_that_fails_before_training_leaves_no_run_behind(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_run_directory_that_never_saved_an_epoch_can_be_started_afresh(mock_data_dir, tmp_path):
     workdir = tmp_path / "run"
     bad = small_config(mock_data_dir, 2)

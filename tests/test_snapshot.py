@@ -16,9 +16,8 @@ def test_every_config_has_a_snapshot():
     assert sorted(RECORDED) == configs.names()
 
 
-# The default config in the fast tier, the others (about 5 s each, conv ones 20 s) in the slow one.
-@pytest.mark.parametrize("name", [n if n == "default" else pytest.param(n, marks=pytest.mark.slow)
-                                  for n in configs.names()])
+@pytest.mark.slow  # About 5 s per config, 20 s for a conv one.
+@pytest.mark.parametrize("name", configs.names())
 def test_config_gives_its_recorded_numbers(name):
     got, want = measure(name), RECORDED[name]
     for key in want:

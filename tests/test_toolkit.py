@@ -115,3 +115,23 @@ def _with_standard_normal_prior(apply_fn, log_prior):
         out = apply_fn(variables, *args, method=method, **kwargs)
         return out.replace(log_prior=log_prior(out.z)) if method is None else out
     return apply
+
+
+@pytest.mark.slow
+def test_hierarchical_vampprior_run_trains_and_evaluates_like_any_model(mock_data_dir, tmp_path):
+    """The two-layer VAE goes through the same runner, IWAE evaluation, probes and pictures."""
+    from experiments.configs import hierarchical_vampprior
+
+    config = small_config(mock_data_dir, 2, base=hierarchical_vampprior)
+    config.model.top_latents, config.prior.components, config.train.batch_size = 4, 20, 100
+    config.objective.warmup_epochs, config.train.max_train_minutes = 0, 0.0
+    summary = train_and_evaluate(config, tmp_path / "run", log=lambda _: None, progress=False)
+    assert summary["test_loss"] == pytest.approx(summary["test_reconstruction"] + summary["test_kl"])
+    stored = evaluate_run(tmp_path / "run", iwae_samples=(1, 10), limit=200, log=lambda _: None)
+    assert len(stored["kl_per_dimension"]) == 8 + 4  # Both layers' codes.
+    _, state = load_run_state(tmp_path / "run")
+    images = load_splits(config).test.images[:200]
+    assert stored["iwae_nll_k10"] <= stored["iwae_nll_k1"] + bound_slack(state, images, None, 10)
+    assert 0.3 < stored["linear_probe_accuracy"] <= 1
+    for picture in ("samples.png", "reconstructions.png", "interpolations.png", "traversals.png"):
+        assert_picture(tmp_path / "run" / "eval" / picture)

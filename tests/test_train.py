@@ -123,10 +123,14 @@ FAMILY = {
     "continuous_bernoulli": (train.Objective(), {"likelihood__name": "continuous_bernoulli"}),
     "discretized_logistic": (train.Objective(), {"likelihood__name": "discretized_logistic", "likelihood__mixtures": 2}),
     "gaussian_global": (train.Objective(), {"likelihood__name": "gaussian", "likelihood__variance": "global"}),
+    "hierarchical": (train.Objective(), {"model__architecture": "hierarchical", "model__top_latents": 3}),
+    "hierarchical_vamp_iwae": (train.Objective(iwae_samples=3), {"model__architecture": "hierarchical",
+                                                                  "model__top_latents": 3, "prior__name": "vamp"}),
 }
 
 
-@pytest.mark.parametrize("member", [pytest.param(m, marks=pytest.mark.slow) if "conv" in m else m for m in sorted(FAMILY)])
+@pytest.mark.parametrize("member", [pytest.param(m, marks=pytest.mark.slow) if "conv" in m or "hierarchical" in m else m
+                                    for m in sorted(FAMILY)])
 def test_every_objective_and_likelihood_trains_with_finite_gradients(member):
     objective, overrides = FAMILY[member]
     state = family_state(objective, **overrides)
