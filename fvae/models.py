@@ -257,21 +257,29 @@ class VAE(nn.Module):
     def _pseudo_posteriors(self) -> tuple[jax.Array, jax.Array]:
         return self.encoder(nn.sigmoid(self.pseudo_inputs))
 
-    def log_prior(self, z: jax.Array) -> jax.Array:
-        """log p(z) summed over latents: z (..., D) -> (...)."""
+    def _log_top_prior(self, z: jax.Array) -> jax.Array:
+        """log of N(0, I) or of the VampPrior (at `_pseudo_posteriors`) summed over latents: (..., D) -> (...)."""
         if not self.prior_components:
             return log_standard_normal(z)
         means, logvars = self._pseudo_posteriors()  # (K, D) each
         return log_mixture_of_diagonal_normals(z, means, logvars)
 
-    def sample_prior(self, key: jax.Array, num: int) -> jax.Array:
-        """`num` latents from the prior: (num, D)."""
+    def _sample_top_prior(self, key: jax.Array, num: int, latents: int) -> jax.Array:
+        """`num` draws (num, latents) from N(0, I) or from the VampPrior mixture."""
         if not self.prior_components:
-            return jax.random.normal(key, (num, self.latents))
+            return jax.random.normal(key, (num, latents))
         means, logvars = self._pseudo_posteriors()
         pick_key, noise_key = jax.random.split(key)
         component = jax.random.randint(pick_key, (num,), 0, self.prior_components)
         return reparameterize(noise_key, means[component], logvars[component])
+
+    def log_prior(self, z: jax.Array) -> jax.Array:
+        """log p(z) summed over latents: z (..., D) -> (...)."""
+        return self._log_top_prior(z)
+
+    def sample_prior(self, key: jax.Array, num: int) -> jax.Array:
+        """`num` latents from the prior: (num, D)."""
+        return self._sample_top_prior(key, num, self.latents)
 
     def generate(self, key: jax.Array, num: int, labels: jax.Array | None = None) -> jax.Array:
         """Pixel means (B, 784) of `num` samples from the prior (given labels if conditional)."""
@@ -341,26 +349,15 @@ class HierarchicalVAE(VAE):
     def log_prior(self, z: jax.Array) -> jax.Array:
         """log p(z2) + log p(z1 | z2) for z = [z1, z2] (..., D) -> (...)."""
         z1, z2 = self._split(z)
-        if self.prior_components:
-            means, logvars = self._pseudo_posteriors()
-            log_top = log_mixture_of_diagonal_normals(z2, means, logvars)
-        else:
-            log_top = log_standard_normal(z2)
         mean1, logvar1 = self.prior_net(z2.reshape(-1, z2.shape[-1]))
         shape = z1.shape
         log_bottom = log_normal_diag(z1.reshape(-1, shape[-1]), mean1, logvar1).reshape(shape[:-1])
-        return log_top + log_bottom
+        return self._log_top_prior(z2) + log_bottom
 
     def sample_prior(self, key: jax.Array, num: int) -> jax.Array:
         """`num` codes [z1, z2] from the prior: z2 ~ p(z2), then z1 ~ p(z1 | z2): (num, D)."""
         top_key, bottom_key = jax.random.split(key)
-        if self.prior_components:
-            means, logvars = self._pseudo_posteriors()
-            pick_key, noise_key = jax.random.split(top_key)
-            component = jax.random.randint(pick_key, (num,), 0, self.prior_components)
-            z2 = reparameterize(noise_key, means[component], logvars[component])
-        else:
-            z2 = jax.random.normal(top_key, (num, self.top_encoder.latents))
+        z2 = self._sample_top_prior(top_key, num, self.top_encoder.latents)
         mean1, logvar1 = self.prior_net(z2)
         return jnp.concatenate([reparameterize(bottom_key, mean1, logvar1), z2], -1)
 
