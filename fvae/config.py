@@ -216,7 +216,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
                         f"{tuple(m.conv_channels)}")
     lk, pr, ob = config.likelihood, config.prior, config.objective
     if lk.name not in LIKELIHOODS:
-        problems.append(f"likelihood.name must be one of {LIKELIHOODS}, got {lk.name!r}")
+        problems.append(f"likelihood.name must be one of {tuple(LIKELIHOODS)}, got {lk.name!r}")
     if lk.mixtures < 1:
         problems.append(f"likelihood.mixtures must be >= 1, got {lk.mixtures!r}")
     if lk.variance not in GAUSSIAN_VARIANCES:

@@ -14,6 +14,7 @@ import numpy as np
 from fvae import data, runs
 from fvae.checkpoint import Checkpoints
 from fvae.config import objective
+from fvae.likelihoods import build_likelihood
 from fvae.models import build_model
 from fvae.train import TrainState, create_train_state
 
@@ -27,19 +28,17 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
 def load_splits(config: ml_collections.ConfigDict) -> data.Splits:
     """The train/val/test arrays a config asks for (prepared through tfds once).
 
-    For the binarized Bernoulli likelihood, validation and test images are binarized
-    once, by likelihood.eval_binarization_seed (the standard setting for comparing
-    -log p(x) with published numbers); training images stay grey and are binarized
-    afresh in every train step.
+    Validation and test images are what the likelihood evaluates on
+    (`evaluation_images`): for the binarized Bernoulli one fixed binarization by
+    likelihood.eval_binarization_seed (the standard setting for comparing -log p(x) with
+    published numbers); training images stay grey and are binarized afresh in every step.
     """
     splits = data.load(config.data.data_dir or None, config.data.manual_dir or None, val_size=config.data.val_size,
                        seed=config.seed, flatten=True, train_subset=config.data.train_subset)
-    if config.likelihood.name == "binarized_bernoulli":
-        seed = config.likelihood.eval_binarization_seed
-        splits = dataclasses.replace(
-            splits, val=splits.val._replace(images=data.binarize_fixed(splits.val.images, [seed, 1])),
-            test=splits.test._replace(images=data.binarize_fixed(splits.test.images, [seed, 2])))
-    return splits
+    likelihood, seed = build_likelihood(config.likelihood), config.likelihood.eval_binarization_seed
+    return dataclasses.replace(
+        splits, val=splits.val._replace(images=likelihood.evaluation_images(splits.val.images, [seed, 1])),
+        test=splits.test._replace(images=likelihood.evaluation_images(splits.test.images, [seed, 2])))
 
 
 def initial_state(config: ml_collections.ConfigDict) -> TrainState:

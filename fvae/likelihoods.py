@@ -28,8 +28,28 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from fvae.data import binarize_fixed
 
 NUM_LEVELS = 256
+
+
+class LikelihoodBehaviour:
+    """What every likelihood declares besides log_prob and mean (these are the defaults), so
+    that models and data preparation never test which likelihood they hold."""
+
+    global_scale = False  # True: the VAE, not the decoder, supplies the last channel (one learned scale)
+
+    def training_pixels(self, key: jax.Array, x: jax.Array) -> jax.Array:
+        """The pixels a training step scores (B, 784) in [0, 1]: x itself unless resampled."""
+        del key
+        return x
+
+    def evaluation_images(self, images: np.ndarray, seed) -> np.ndarray:
+        """The uint8 validation or test images this likelihood is evaluated on (fixed per seed)."""
+        del seed
+        return images
 
 
 def _sum_pixels(values: jax.Array) -> jax.Array:
@@ -42,7 +62,7 @@ def _bernoulli_terms(logits: jax.Array, x: jax.Array) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class Bernoulli:
+class Bernoulli(LikelihoodBehaviour):
     """Independent Bernoulli pixels with probabilities sigmoid(logits); params (B, D, 1)."""
 
     binarize: bool = False
@@ -57,6 +77,14 @@ class Bernoulli:
         """A normalized likelihood of discrete data (so bits per dimension mean something):
         only on binarized pixels; on grey pixels the Bernoulli is not normalized."""
         return self.binarize
+
+    def training_pixels(self, key: jax.Array, x: jax.Array) -> jax.Array:
+        """Dynamic binarization: each training batch resampled as Bernoulli(intensity)."""
+        return binarize(key, x) if self.binarize else x
+
+    def evaluation_images(self, images: np.ndarray, seed) -> np.ndarray:
+        """One fixed binarization (by seed) of the validation or test images."""
+        return binarize_fixed(images, seed) if self.binarize else images
 
     def log_prob(self, params: jax.Array, x: jax.Array) -> jax.Array:
         return _sum_pixels(_bernoulli_terms(params[..., 0], x))
@@ -80,7 +108,7 @@ def _continuous_bernoulli_log_normalizer(logits: jax.Array) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class ContinuousBernoulli:
+class ContinuousBernoulli(LikelihoodBehaviour):
     """The continuous Bernoulli density on [0, 1] with parameter sigmoid(logits); params (B, D, 1)."""
 
     params_per_pixel = 1
@@ -101,7 +129,7 @@ class ContinuousBernoulli:
 
 
 @dataclasses.dataclass(frozen=True)
-class DiscretizedLogistic:
+class DiscretizedLogistic(LikelihoodBehaviour):
     """A mixture of `mixtures` logistics over the 256 pixel levels; params (B, D, 3 * mixtures).
 
     Channels: mixture logits, means (on the [-1, 1] scale of the levels), log scales.
@@ -145,7 +173,7 @@ class DiscretizedLogistic:
 
 
 @dataclasses.dataclass(frozen=True)
-class Gaussian:
+class Gaussian(LikelihoodBehaviour):
     """N(x; mean, exp(log_scale)^2) per pixel on continuous intensities; params (B, D, 2).
 
     `variance`: "per_pixel" (the decoder predicts each pixel's scale) or "global" (one
@@ -159,6 +187,11 @@ class Gaussian:
     name = "gaussian"
     min_log_scale = -6.0
 
+    @property
+    def global_scale(self) -> bool:
+        """With variance "global" the VAE supplies the scale channel: one learned parameter."""
+        return self.variance == "global"
+
     def log_prob(self, params: jax.Array, x: jax.Array) -> jax.Array:
         mean, log_scale = params[..., 0], jnp.maximum(params[..., 1], self.min_log_scale)
         z = (x - mean) * jnp.exp(-log_scale)
@@ -168,26 +201,26 @@ class Gaussian:
         return jnp.clip(params[..., 0], 0.0, 1.0)
 
 
-LIKELIHOODS = ("bernoulli", "binarized_bernoulli", "continuous_bernoulli", "discretized_logistic", "gaussian")
 GAUSSIAN_VARIANCES = ("per_pixel", "global")
 
 Likelihood = Bernoulli | ContinuousBernoulli | DiscretizedLogistic | Gaussian
 
 
+# The registry: likelihood.name -> the likelihood built from the config's likelihood section.
+LIKELIHOODS = {
+    "bernoulli": lambda c: Bernoulli(),
+    "binarized_bernoulli": lambda c: Bernoulli(binarize=True),
+    "continuous_bernoulli": lambda c: ContinuousBernoulli(),
+    "discretized_logistic": lambda c: DiscretizedLogistic(c.mixtures),
+    "gaussian": lambda c: Gaussian(c.variance),
+}
+
+
 def build_likelihood(likelihood_config) -> Likelihood:
-    """A likelihood from a config with fields: name, mixtures, variance."""
-    name = likelihood_config.name
-    if name == "bernoulli":
-        return Bernoulli()
-    if name == "binarized_bernoulli":
-        return Bernoulli(binarize=True)
-    if name == "continuous_bernoulli":
-        return ContinuousBernoulli()
-    if name == "discretized_logistic":
-        return DiscretizedLogistic(likelihood_config.mixtures)
-    if name == "gaussian":
-        return Gaussian(likelihood_config.variance)
-    raise ValueError(f"likelihood.name must be one of {LIKELIHOODS}, got {name!r}")
+    """The likelihood a config's likelihood section names (fields: name, mixtures, variance)."""
+    if likelihood_config.name not in LIKELIHOODS:
+        raise ValueError(f"likelihood.name must be one of {tuple(LIKELIHOODS)}, got {likelihood_config.name!r}")
+    return LIKELIHOODS[likelihood_config.name](likelihood_config)
 
 
 def binarize(key: jax.Array, x: jax.Array) -> jax.Array:

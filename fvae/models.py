@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from fvae.data import IMAGE_SHAPE, NUM_CLASSES
-from fvae.likelihoods import Bernoulli, Gaussian, Likelihood, binarize, build_likelihood
+from fvae.likelihoods import Bernoulli, Likelihood, build_likelihood
 from fvae.losses import LOG_2PI, kl_per_dimension, log_normal_diag, log_standard_normal
 
 NUM_PIXELS = math.prod(IMAGE_SHAPE)
@@ -137,11 +137,6 @@ class ConvDecoder(nn.Module):
         return out.astype(jnp.float32).reshape(z.shape[0], NUM_PIXELS, self.params_per_pixel)
 
 
-def has_global_scale(likelihood: Likelihood) -> bool:
-    """Whether the VAE (not the decoder) supplies the likelihood's last channel: one learned scale."""
-    return isinstance(likelihood, Gaussian) and likelihood.variance == "global"
-
-
 def reparameterize(key: jax.Array, mean: jax.Array, logvar: jax.Array, num_samples: int | None = None
                    ) -> jax.Array:
     """z = mean + sigma * eps with eps ~ N(0, I): differentiable in mean and logvar.
@@ -194,12 +189,8 @@ class VAE(nn.Module):
         if self.prior_components:  # Unconstrained; sigmoid maps them into [0, 1] like images.
             self.pseudo_inputs = self.param("pseudo_inputs", nn.initializers.normal(1.0),
                                             (self.prior_components, NUM_PIXELS))
-        if self._global_scale:
+        if self.likelihood.global_scale:
             self.global_log_scale = self.param("global_log_scale", nn.initializers.zeros, ())
-
-    @property
-    def _global_scale(self) -> bool:
-        return has_global_scale(self.likelihood)
 
     @property
     def latents(self) -> int:
@@ -217,12 +208,12 @@ class VAE(nn.Module):
         """K posterior samples per image and everything a bound needs (a VAEOutput; the KL
         is analytic for the N(0, I) prior, Monte Carlo over the K samples for the VampPrior).
 
-        x: (B, 784) in [0, 1]. training=True binarizes x afresh from fold_in(key, 1)
-        when the likelihood asks for dynamic binarization.
+        x: (B, 784) in [0, 1]. training=True scores likelihood.training_pixels(fold_in(key, 1), x)
+        (a fresh binarization for the dynamically binarized Bernoulli).
         """
         x = x.reshape(x.shape[0], -1)
-        if training and getattr(self.likelihood, "binarize", False):
-            x = binarize(jax.random.fold_in(key, 1), x)
+        if training:
+            x = self.likelihood.training_pixels(jax.random.fold_in(key, 1), x)
         mean, logvar = self.encode(x, labels)
         z = reparameterize(key, mean, logvar, num_samples)  # (K, B, D)
         k, b = z.shape[:2]
@@ -242,7 +233,7 @@ class VAE(nn.Module):
     def likelihood_params(self, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
         """Pixel parameters (B, 784, P) of p(x|z)."""
         params = self.decoder(z, self._condition(labels))
-        if self._global_scale:
+        if self.likelihood.global_scale:
             params = jnp.concatenate([params, jnp.broadcast_to(self.global_log_scale, params.shape)], axis=-1)
         return params
 
@@ -322,8 +313,8 @@ class HierarchicalVAE(VAE):
                  training: bool = False) -> VAEOutput:
         """K samples z1 ~ q(z1 | x), z2 ~ q(z2 | z1, x) per image and their densities (a VAEOutput)."""
         x = x.reshape(x.shape[0], -1)
-        if training and getattr(self.likelihood, "binarize", False):
-            x = binarize(jax.random.fold_in(key, 1), x)
+        if training:
+            x = self.likelihood.training_pixels(jax.random.fold_in(key, 1), x)
         mean1, logvar1 = self.encoder(x)
         z1 = reparameterize(key, mean1, logvar1, num_samples)  # (K, B, D1)
         k, b = z1.shape[:2]
@@ -385,7 +376,7 @@ def build_model(config) -> VAE:
     m = config.model
     dtype = COMPUTE_DTYPES[m.compute_dtype]
     likelihood = build_likelihood(config.likelihood)
-    per_pixel = likelihood.params_per_pixel - int(has_global_scale(likelihood))  # Decoder channels per pixel.
+    per_pixel = likelihood.params_per_pixel - int(likelihood.global_scale)  # Decoder channels per pixel.
     prior_components = config.prior.components if config.prior.name == "vamp" else 0
     if m.architecture == "hierarchical":
         return HierarchicalVAE(Encoder(tuple(m.encoder_hidden), m.latents, dtype),

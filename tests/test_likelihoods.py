@@ -5,7 +5,7 @@ import pytest
 from scipy import integrate, stats
 
 from fvae.likelihoods import (NUM_LEVELS, Bernoulli, ContinuousBernoulli, DiscretizedLogistic, Gaussian,
-                              binarize, bits_per_dim, build_likelihood)
+                              LIKELIHOODS, binarize, bits_per_dim, build_likelihood)
 from fvae.config import defaults
 
 
@@ -160,3 +160,24 @@ def test_dynamic_binarization_has_the_pixel_intensities_as_means():
 
 def test_bits_per_dim():
     np.testing.assert_allclose(bits_per_dim(784 * np.log(2.0)), 1.0)
+
+
+@pytest.mark.parametrize("name", sorted(LIKELIHOODS))
+def test_every_registered_likelihood_declares_its_training_and_evaluation_data(name):
+    """The registry's contract: each likelihood says what a train step scores and what it is
+    evaluated on; only the binarized Bernoulli changes the pixels (binary, fixed per seed)."""
+    import ml_collections
+
+    config = ml_collections.ConfigDict({"name": name, "mixtures": 2, "variance": "global"})
+    likelihood = build_likelihood(config)
+    grey = np.random.default_rng(0).integers(0, 256, (6, 784)).astype(np.uint8)
+    x = jnp.asarray(grey, jnp.float32) / 255
+    evaluated, trained = likelihood.evaluation_images(grey, [0, 1]), likelihood.training_pixels(jax.random.key(0), x)
+    assert evaluated.shape == grey.shape and evaluated.dtype == np.uint8 and trained.shape == x.shape
+    if name == "binarized_bernoulli":
+        assert set(np.unique(evaluated)) <= {0, 255} and set(np.unique(np.asarray(trained))) <= {0.0, 1.0}
+        np.testing.assert_array_equal(evaluated, likelihood.evaluation_images(grey, [0, 1]))
+        assert not np.array_equal(evaluated, likelihood.evaluation_images(grey, [1, 1]))
+    else:
+        assert evaluated is grey and trained is x
+    assert likelihood.global_scale == (name == "gaussian")
