@@ -326,7 +326,9 @@ class HierarchicalVAE(VAE):
         log_likelihood = self.likelihood.log_prob(params, x_tiled).reshape(k, b)
         log_posterior = log_normal_diag(z1, mean1, logvar1) + log_normal_diag(z2, mean2, logvar2).reshape(k, b)
         log_prior = self.log_prior(z)
-        codes, code_logvars = self.encode(x)
+        code_mean2, code_logvar2 = self.top_encoder(x, mean1)  # q(z2 | E[z1 | x], x): the codes' top layer
+        codes = jnp.concatenate([mean1, code_mean2], -1)
+        code_logvars = jnp.concatenate([logvar1, code_logvar2], -1)
         return VAEOutput(log_likelihood=log_likelihood, log_prior=log_prior, log_posterior=log_posterior,
                          kl=jnp.mean(log_posterior - log_prior, axis=0),
                          kl_per_latent=kl_per_dimension(codes, code_logvars), codes=codes, z=z,
