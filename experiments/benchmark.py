@@ -28,7 +28,7 @@ from absl import flags  # noqa: E402
 from experiments.configs import load as load_config  # noqa: E402
 from fvae import train  # noqa: E402
 from fvae.evaluate import evaluate_bound  # noqa: E402
-from fvae.models import build_model  # noqa: E402
+from fvae.models import architecture, build_model  # noqa: E402
 
 flags.DEFINE_list("configs", ["mlp500", "default"], "Config modules under experiments/configs.")
 flags.DEFINE_string("out", "benchmarks", "Folder for benchmark.json and benchmark.md.")
@@ -77,12 +77,6 @@ def layer_matmul_ceiling(dims: list[int], batch_size: int, repeats: int = 5) -> 
             total_seconds += _best_time(lambda: products(a, b), repeats)
             total_flops += 20 * 2 * m * k * n
     return total_flops / total_seconds
-
-
-def layer_dims(config) -> list[list[int]]:
-    """Encoder and decoder layer widths of an MLP config (the encoder's last layer is mean and logvar)."""
-    m = config.model
-    return [[784, *m.encoder_hidden, 2 * m.latents], [m.latents, *m.decoder_hidden, 784]]
 
 
 def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
@@ -149,10 +143,11 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     eval_seconds = _best_time(lambda: evaluate_bound(state, eval_images, key, t.eval_batch_size, unroll=t.unroll), 3)
 
     ceiling_gflops = None
-    if config.model.architecture == "mlp":  # Convs have no matmul-only ceiling to compare with.
-        ceiling_flops = sum(2 * batch_size * sum(a * b for a, b in zip(d[:-1], d[1:])) for d in layer_dims(config))
+    dense = architecture(config).dense_layers(config.model)  # None: convs have no matmul-only ceiling.
+    if dense:
+        ceiling_flops = sum(2 * batch_size * sum(a * b for a, b in zip(d[:-1], d[1:])) for d in dense)
         ceiling_seconds = sum(2 * batch_size * sum(a * b for a, b in zip(d[:-1], d[1:]))
-                              / layer_matmul_ceiling(d, batch_size) for d in layer_dims(config))
+                              / layer_matmul_ceiling(d, batch_size) for d in dense)
         ceiling_gflops = ceiling_flops / ceiling_seconds / 1e9
 
     trained = steps * batch_size
@@ -190,7 +185,7 @@ def markdown(report: dict) -> str:
             f"{r['step_images_per_second']:.0f} | "
             f"{r['step_seconds_per_epoch']:.2f} | {r['eval_images_per_second']:.0f} |")
     if looped:
-        lines += ["", "Unrolled configs, the same train steps compiled as a `lax.scan` loop instead (XLA:CPU): "
+        lines += ["", "Unrolled configs, the same train steps compiled as a `lax.scan` loop instead, on this backend: "
                   + ", ".join(f"{r['config']} {r['looped_images_per_second']:.0f} img/s looped vs "
                               f"{r['fast_images_per_second']:.0f} unrolled" for r in looped) + "."]
     return "\n".join(lines) + "\n"

@@ -18,7 +18,7 @@ _EXPORTS = {
     "eval_step": "evaluate", "evaluate_bound": "evaluate", "generate": "evaluate",
     "iwae_log_likelihoods": "evaluate", "iwae_nll": "evaluate", "latent_statistics": "evaluate",
     "reconstruct": "evaluate",
-    "Objective": "losses", "iwae_bound": "losses", "kl_standard_normal": "losses",
+    "Objective": "losses", "iwae_bound": "losses", "kl_standard_normal": "gaussians",
     "EarlyStopping": "train", "TrainState": "train", "create_train_state": "train", "train_epoch": "train",
     "train_step": "train",
 }

@@ -3,7 +3,9 @@
 Experiment configs (experiments/configs/*.py) start from `defaults()` and change values;
 `validate` rejects unknown keys, wrong types, values out of range and incompatible
 combinations, listing every problem in one message. Importing this module imports no jax
-(config files stay light); `validate` and `objective` load the model modules they check.
+(config files stay light): the keys of the `likelihood`, `prior` and `model` sections that
+belong to one registered class (fvae.likelihoods, fvae.priors, fvae.architectures) come
+from that class's own fields, and each class checks its own values.
 """
 
 from __future__ import annotations
@@ -12,10 +14,16 @@ from typing import Any
 
 import ml_collections
 
+from fvae.architectures import ARCHITECTURES
 from fvae.data_files import NUM_TRAIN
 from fvae.errors import ConfigError
+from fvae.likelihoods import LIKELIHOODS
+from fvae.priors import PRIORS
+from fvae.registry import section_fields
 
-PRIORS = ("standard_normal", "vamp")
+COMPUTE_DTYPES = ("float32", "bfloat16")
+# Each named section: its registry (the class is chosen by the key beside it).
+COMPONENTS = {"likelihood": (LIKELIHOODS, "name"), "prior": (PRIORS, "name"), "model": (ARCHITECTURES, "architecture")}
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -30,25 +38,24 @@ def defaults() -> ml_collections.ConfigDict:
     config.data.train_subset = 0   # > 0: train on only that many images (quick runs)
 
     config.model = ml_collections.ConfigDict()
-    config.model.architecture = "mlp"       # "mlp", "conv" or "hierarchical" (two stochastic layers, MLP)
+    config.model.architecture = "mlp"       # see fvae.architectures.ARCHITECTURES: "mlp", "conv", "hierarchical"
     config.model.encoder_hidden = (512, 256)  # dense layers (after the convs for "conv")
     config.model.decoder_hidden = (256, 512)  # dense layers (before the upsampling convs for "conv")
     config.model.latents = 32              # "hierarchical": the bottom layer z1
-    config.model.top_latents = 0            # "hierarchical": latents of the top layer z2 (>= 1)
-    config.model.conv_channels = (32, 64)   # "conv": encoder channels per stride-2 conv; the decoder mirrors them
-    config.model.upsample = "pixel_shuffle"  # "conv" decoder: "pixel_shuffle" or "transpose" (ConvTranspose)
     config.model.conditional = False        # True: encoder and decoder see the class label (conditional VAE)
     config.model.compute_dtype = "float32"  # or "bfloat16" (parameters and Adam state stay float32)
 
     config.likelihood = ml_collections.ConfigDict()
     config.likelihood.name = "bernoulli"    # see fvae.likelihoods.LIKELIHOODS
-    config.likelihood.mixtures = 1          # discretized_logistic: mixture components
-    config.likelihood.variance = "per_pixel"  # gaussian: "per_pixel" or "global"
-    config.likelihood.eval_binarization_seed = 0  # binarized_bernoulli: the fixed binarization of val/test
 
     config.prior = ml_collections.ConfigDict()
-    config.prior.name = "standard_normal"   # or "vamp" (VampPrior)
-    config.prior.components = 500           # vamp: number of pseudo-inputs
+    config.prior.name = "standard_normal"   # see fvae.priors.PRIORS: "standard_normal", "vamp" (VampPrior)
+
+    # Each registered class's own keys, with its defaults (e.g. model.top_latents of
+    # "hierarchical", likelihood.mixtures of "discretized_logistic", prior.components of "vamp").
+    for section, (table, _) in COMPONENTS.items():
+        for key, default in section_fields(table).items():
+            config[section][key] = default
 
     config.objective = ml_collections.ConfigDict()
     config.objective.beta = 1.0             # KL weight (beta-VAE)
@@ -152,9 +159,6 @@ def with_defaults(values: dict) -> ml_collections.ConfigDict:
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError (a ValueError) listing every problem of `config`, or returns quietly."""
-    from fvae.likelihoods import GAUSSIAN_VARIANCES, LIKELIHOODS
-    from fvae.models import ARCHITECTURES, COMPUTE_DTYPES, UPSAMPLING
-
     schema, given = flatten(defaults().to_dict()), flatten(config.to_dict())
     problems = [f"unknown key {k!r} (known keys are those of fvae.config.defaults())"
                 for k in sorted(set(given) - set(schema))]
@@ -191,7 +195,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         problems.append(f"model.encoder_hidden / decoder_hidden must be positive integers, got "
                         f"{tuple(m.encoder_hidden)} / {tuple(m.decoder_hidden)}")
     if m.compute_dtype not in COMPUTE_DTYPES:
-        problems.append(f"model.compute_dtype must be one of {sorted(COMPUTE_DTYPES)}, got {m.compute_dtype!r}")
+        problems.append(f"model.compute_dtype must be one of {COMPUTE_DTYPES}, got {m.compute_dtype!r}")
     if not 0 < d.val_size < NUM_TRAIN:
         problems.append(f"data.val_size must be in 1..{NUM_TRAIN - 1}, got {d.val_size!r}")
     if d.train_subset < 0:
@@ -202,31 +206,21 @@ def validate(config: ml_collections.ConfigDict) -> None:
                         "images left after the validation split")
     if t.batch_size > train_images:
         problems.append(f"train.batch_size {t.batch_size} exceeds the {train_images} training images")
-    if m.architecture not in ARCHITECTURES:
-        problems.append(f"model.architecture must be one of {ARCHITECTURES}, got {m.architecture!r}")
-    if m.architecture == "hierarchical" and (m.top_latents < 1 or m.conditional):
-        problems.append(f"model.architecture 'hierarchical' needs model.top_latents >= 1 and no model.conditional, "
-                        f"got {m.top_latents!r} and {m.conditional!r}")
-    if m.top_latents < 0:
-        problems.append(f"model.top_latents must be >= 0, got {m.top_latents!r}")
-    if m.upsample not in UPSAMPLING:
-        problems.append(f"model.upsample must be one of {UPSAMPLING}, got {m.upsample!r}")
-    if not 1 <= len(m.conv_channels) <= 2 or any(not isinstance(c, int) or c < 1 for c in m.conv_channels):
-        problems.append(f"model.conv_channels must be 1 or 2 positive integers (28 = 7 * 2 * 2), got "
-                        f"{tuple(m.conv_channels)}")
-    lk, pr, ob = config.likelihood, config.prior, config.objective
-    if lk.name not in LIKELIHOODS:
-        problems.append(f"likelihood.name must be one of {tuple(LIKELIHOODS)}, got {lk.name!r}")
-    if lk.mixtures < 1:
-        problems.append(f"likelihood.mixtures must be >= 1, got {lk.mixtures!r}")
-    if lk.variance not in GAUSSIAN_VARIANCES:
-        problems.append(f"likelihood.variance must be one of {GAUSSIAN_VARIANCES}, got {lk.variance!r}")
-    if pr.name not in PRIORS:
-        problems.append(f"prior.name must be one of {PRIORS}, got {pr.name!r}")
-    if pr.components < 1:
-        problems.append(f"prior.components must be >= 1, got {pr.components!r}")
-    if pr.name == "vamp" and m.conditional:
-        problems.append("prior.name 'vamp' cannot be combined with model.conditional (pseudo-inputs have no label)")
+    chosen = {}
+    for section, (table, key) in COMPONENTS.items():
+        name = config[section][key]
+        if name not in table:
+            problems.append(f"{section}.{key} must be one of {tuple(table)}, got {name!r}")
+        else:
+            chosen[section] = table[name]
+            problems += table[name].check(config[section])
+    pr, ob = config.prior, config.objective
+    arch, prior = chosen.get("model"), chosen.get("prior")
+    if m.conditional and arch and not arch.conditional:
+        problems.append(f"model.architecture {m.architecture!r} cannot be model.conditional")
+    if m.conditional and prior and not prior.conditional:
+        problems.append(f"prior.name {pr.name!r} cannot be combined with model.conditional (e.g. the VampPrior's "
+                        "pseudo-inputs have no label)")
     if ob.beta < 0 or ob.free_bits < 0 or ob.warmup_epochs < 0:
         problems.append(f"objective.beta, free_bits and warmup_epochs must be >= 0, got {ob.beta!r}, "
                         f"{ob.free_bits!r}, {ob.warmup_epochs!r}")
@@ -235,9 +229,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if ob.iwae_samples > 1 and (ob.beta != 1 or ob.free_bits or ob.warmup_epochs):
         problems.append("objective.iwae_samples > 1 trains on the IWAE bound, which has no KL weight: leave "
                         "beta = 1, free_bits = 0 and warmup_epochs = 0")
-    if ob.free_bits and (pr.name != "standard_normal" or m.architecture == "hierarchical"):
-        problems.append("objective.free_bits needs the per-latent KL of one standard_normal layer (not the "
-                        "VampPrior, not the hierarchical model)")
+    if ob.free_bits and arch and prior and not (arch.analytic_kl and prior.analytic_kl):
+        problems.append(f"objective.free_bits needs a closed-form per-latent KL of one latent layer, which "
+                        f"model.architecture {m.architecture!r} with prior.name {pr.name!r} does not have")
     if config.checkpoint.keep < 1:
         problems.append(f"checkpoint.keep must be >= 1, got {config.checkpoint.keep!r}")
     for name in ("num_samples", "num_reconstructions"):

@@ -10,7 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from fvae.data import Dataset, as_dataset
-from fvae.losses import iwae_bound, kl_per_dimension
+from fvae.losses import iwae_bound
+from fvae.models import VAEOutput
 from fvae.train import Batch, Metrics, TrainState, as_unit_interval, unpack
 
 
@@ -87,11 +88,16 @@ def evaluate_bound(state: TrainState, dataset: Dataset | jax.Array, key: jax.Arr
     return {"loss": loss / n, "reconstruction": reconstruction / n, "kl": kl / n}
 
 
+def _output(state: TrainState, x: jax.Array, labels: jax.Array | None) -> VAEOutput:
+    """The model's VAEOutput for images x in [0, 1], one sample each. Its codes and per-latent
+    KL, all that the functions below read of it, do not depend on the sample's key."""
+    return _apply(state, x.reshape(x.shape[0], -1), jax.random.key(0), labels)
+
+
 @jax.jit
 def reconstruct(state: TrainState, batch: jax.Array, labels: jax.Array | None = None) -> jax.Array:
-    """Pixel means E[x | z = posterior mean] for a batch: (B, 784) in [0, 1]."""
-    mean, _ = _apply(state, as_unit_interval(batch), labels, method="encode")
-    return decode_pixel_means(state, mean, labels)
+    """Pixel means E[x | z = the image's code] for a batch: (B, 784) in [0, 1]."""
+    return decode_pixel_means(state, _output(state, as_unit_interval(batch), labels).codes, labels)
 
 
 @jax.jit
@@ -173,10 +179,10 @@ def _map_images(fn: Callable, images, batch_size: int, unroll: bool = False):
 
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "unroll"))
-def encode_dataset(state: TrainState, dataset: Dataset | jax.Array, batch_size: int = 1000,
-                   unroll: bool = False) -> tuple[jax.Array, jax.Array]:
-    """Posterior means and log-variances of every image: each (N, latents)."""
-    return _map_images(lambda batch: _apply(state, as_unit_interval(batch[0]), batch[1], method="encode"),
+def dataset_codes(state: TrainState, dataset: Dataset | jax.Array, batch_size: int = 1000,
+                  unroll: bool = False) -> jax.Array:
+    """The code (VAEOutput.codes, the posterior means) of every image: (N, D)."""
+    return _map_images(lambda batch: _output(state, as_unit_interval(batch[0]), batch[1]).codes,
                        tuple(as_dataset(dataset)), batch_size, unroll)
 
 
@@ -191,15 +197,16 @@ def active_units(posterior_means: jax.Array, threshold: float = 0.01) -> jax.Arr
 @functools.partial(jax.jit, static_argnames=("batch_size", "unroll"))
 def latent_statistics(state: TrainState, dataset: Dataset | jax.Array, batch_size: int = 1000,
                       unroll: bool = False) -> dict[str, jax.Array]:
-    """Per-dimension KL to N(0, 1) (D,), active units, and reconstruction MSE on [0, 1]
-    pixels (per pixel). With a VampPrior the per-dimension KL is still measured against
-    N(0, 1): it shows which latents carry information, not the model's KL term."""
+    """Per-dimension KL to N(0, 1) (D,) (VAEOutput.kl_per_latent), active units of the codes,
+    and reconstruction MSE on [0, 1] pixels (per pixel). With a VampPrior the per-dimension
+    KL is still measured against N(0, 1): it shows which latents carry information, not the
+    model's KL term."""
     def per_image(batch):
         images, batch_labels = batch
         x = as_unit_interval(images).reshape(images.shape[0], -1)
-        mean, logvar = _apply(state, x, batch_labels, method="encode")
-        recon = decode_pixel_means(state, mean, batch_labels)
-        return mean, kl_per_dimension(mean, logvar), jnp.mean(jnp.square(recon - x), axis=-1)
+        out = _output(state, x, batch_labels)
+        recon = decode_pixel_means(state, out.codes, batch_labels)
+        return out.codes, out.kl_per_latent, jnp.mean(jnp.square(recon - x), axis=-1)
 
     mean, kl, squared_error = _map_images(per_image, tuple(as_dataset(dataset)), batch_size, unroll)
     return {"kl_per_dimension": jnp.mean(kl, axis=0), "active_units": active_units(mean),

@@ -16,6 +16,7 @@ from fvae.checkpoint import Checkpoints
 from fvae.config import objective
 from fvae.likelihoods import build_likelihood
 from fvae.models import build_model
+from fvae.priors import build_prior
 from fvae.train import TrainState, create_train_state
 
 
@@ -35,10 +36,10 @@ def load_splits(config: ml_collections.ConfigDict) -> data.Splits:
     """
     splits = data.load(config.data.data_dir or None, config.data.manual_dir or None, val_size=config.data.val_size,
                        seed=config.seed, flatten=True, train_subset=config.data.train_subset)
-    likelihood, seed = build_likelihood(config.likelihood), config.likelihood.eval_binarization_seed
+    likelihood = build_likelihood(config.likelihood)
     return dataclasses.replace(
-        splits, val=splits.val._replace(images=likelihood.evaluation_images(splits.val.images, [seed, 1])),
-        test=splits.test._replace(images=likelihood.evaluation_images(splits.test.images, [seed, 2])))
+        splits, val=splits.val._replace(images=likelihood.evaluation_images(splits.val.images, 1)),
+        test=splits.test._replace(images=likelihood.evaluation_images(splits.test.images, 2)))
 
 
 def initial_state(config: ml_collections.ConfigDict) -> TrainState:
@@ -63,8 +64,8 @@ def sample_labels(config: ml_collections.ConfigDict, num: int) -> np.ndarray | N
 
 
 def samples_title(config: ml_collections.ConfigDict) -> str:
-    prior = "the VampPrior" if config.prior.name == "vamp" else "the prior N(0, I)"
-    return f"Samples from {prior}" + (", labels cycling through the 10 classes" if config.model.conditional else "")
+    """The title of a picture of prior samples: which prior, and the labels if conditional."""
+    return f"Samples from {build_prior(config.prior).description}" + (", labels cycling through the 10 classes" if config.model.conditional else "")
 
 
 def load_run_state(workdir: str | Path, which: str = "best") -> tuple[ml_collections.ConfigDict, TrainState]:

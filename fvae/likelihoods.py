@@ -11,7 +11,7 @@ so that -log p(x) converts to bits per dimension.
 
 * Bernoulli: the seed's binary cross-entropy. On grey pixels it is NOT a normalized
   density (grey values are not in its support {0, 1}); on binarized pixels it is.
-* Bernoulli(binarize=True): dynamically binarized training (each batch resampled as
+* BinarizedBernoulli: dynamically binarized training (each batch resampled as
   Bernoulli(intensity)); evaluation data are binarized once by a fixed seed.
 * ContinuousBernoulli: the normalized density on [0, 1] (Loaiza-Ganem and Cunningham, 2019).
 * DiscretizedLogistic: a mixture of logistics discretized to the 256 pixel levels, the
@@ -19,6 +19,9 @@ so that -log p(x) converts to bits per dimension.
   converts to bits per dimension.
 * Gaussian: N(x; mean, sigma^2) with learned sigma per pixel (or one global sigma, which
   the VAE supplies as a learned parameter broadcast into the second channel).
+
+`LIKELIHOODS` chooses them by `likelihood.name`; each class's dataclass fields are its
+config keys (fvae.registry). jax loads on first use, so the config schema can read them.
 """
 
 from __future__ import annotations
@@ -26,19 +29,25 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from fvae.data import binarize_fixed
+from fvae.registry import Component, LazyModule, lookup, registry
+
+jax = LazyModule("jax")
+jnp = LazyModule("jax.numpy")
 
 NUM_LEVELS = 256
 
 
-class LikelihoodBehaviour:
+class Likelihood(Component):
     """What every likelihood declares besides log_prob and mean (these are the defaults), so
     that models and data preparation never test which likelihood they hold."""
 
+    params_per_pixel = 1  # Channels per pixel of `params`.
+    discrete = False      # A probability mass over the data's discrete values (bits/dim defined).
+    support = "real"      # Where one pixel's density lives: "binary" {0, 1}, "levels" {k/255},
+    #                       "unit_interval" [0, 1] or "real"; it sums or integrates to one there.
     global_scale = False  # True: the VAE, not the decoder, supplies the last channel (one learned scale)
 
     def training_pixels(self, key: jax.Array, x: jax.Array) -> jax.Array:
@@ -46,10 +55,19 @@ class LikelihoodBehaviour:
         del key
         return x
 
-    def evaluation_images(self, images: np.ndarray, seed) -> np.ndarray:
-        """The uint8 validation or test images this likelihood is evaluated on (fixed per seed)."""
-        del seed
+    def evaluation_images(self, images: np.ndarray, stream: int) -> np.ndarray:
+        """The uint8 images of one evaluation split (stream 1: validation, 2: test) that this
+        likelihood is evaluated on: the images themselves unless fixed once (by seed)."""
+        del stream
         return images
+
+    def log_prob(self, params: jax.Array, x: jax.Array) -> jax.Array:
+        """log p(x|z) summed over pixels: params (B, D, P), x (B, D) in [0, 1] -> (B,)."""
+        raise NotImplementedError
+
+    def mean(self, params: jax.Array) -> jax.Array:
+        """E[x|z] per pixel (B, D) in [0, 1]."""
+        raise NotImplementedError
 
 
 def _sum_pixels(values: jax.Array) -> jax.Array:
@@ -62,35 +80,37 @@ def _bernoulli_terms(logits: jax.Array, x: jax.Array) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class Bernoulli(LikelihoodBehaviour):
-    """Independent Bernoulli pixels with probabilities sigmoid(logits); params (B, D, 1)."""
+class Bernoulli(Likelihood):
+    """Independent Bernoulli pixels with probabilities sigmoid(logits) scored on the pixels as
+    given (grey: the BCE objective, not normalized); params (B, D, 1)."""
 
-    binarize: bool = False
-    params_per_pixel = 1
-
-    @property
-    def name(self) -> str:
-        return "binarized_bernoulli" if self.binarize else "bernoulli"
-
-    @property
-    def discrete(self) -> bool:
-        """A normalized likelihood of discrete data (so bits per dimension mean something):
-        only on binarized pixels; on grey pixels the Bernoulli is not normalized."""
-        return self.binarize
-
-    def training_pixels(self, key: jax.Array, x: jax.Array) -> jax.Array:
-        """Dynamic binarization: each training batch resampled as Bernoulli(intensity)."""
-        return binarize(key, x) if self.binarize else x
-
-    def evaluation_images(self, images: np.ndarray, seed) -> np.ndarray:
-        """One fixed binarization (by seed) of the validation or test images."""
-        return binarize_fixed(images, seed) if self.binarize else images
+    name = "bernoulli"
+    support = "binary"
 
     def log_prob(self, params: jax.Array, x: jax.Array) -> jax.Array:
         return _sum_pixels(_bernoulli_terms(params[..., 0], x))
 
     def mean(self, params: jax.Array) -> jax.Array:
         return jax.nn.sigmoid(params[..., 0])
+
+
+@dataclasses.dataclass(frozen=True)
+class BinarizedBernoulli(Bernoulli):
+    """The Bernoulli on binary pixels: each training batch binarized afresh (dynamic
+    binarization), validation and test binarized once by `eval_binarization_seed`. A
+    normalized mass over {0, 1}^784, so bits per dimension are defined."""
+
+    eval_binarization_seed: int = 0
+    name = "binarized_bernoulli"
+    discrete = True
+
+    def training_pixels(self, key: jax.Array, x: jax.Array) -> jax.Array:
+        """Dynamic binarization: each training batch resampled as Bernoulli(intensity)."""
+        return binarize(key, x)
+
+    def evaluation_images(self, images: np.ndarray, stream: int) -> np.ndarray:
+        """One fixed binarization of the split's images by [eval_binarization_seed, stream]."""
+        return binarize_fixed(images, [self.eval_binarization_seed, stream])
 
 
 def _continuous_bernoulli_log_normalizer(logits: jax.Array) -> jax.Array:
@@ -108,12 +128,11 @@ def _continuous_bernoulli_log_normalizer(logits: jax.Array) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class ContinuousBernoulli(LikelihoodBehaviour):
+class ContinuousBernoulli(Likelihood):
     """The continuous Bernoulli density on [0, 1] with parameter sigmoid(logits); params (B, D, 1)."""
 
-    params_per_pixel = 1
-    discrete = False
     name = "continuous_bernoulli"
+    support = "unit_interval"
 
     def log_prob(self, params: jax.Array, x: jax.Array) -> jax.Array:
         logits = params[..., 0]
@@ -129,7 +148,7 @@ class ContinuousBernoulli(LikelihoodBehaviour):
 
 
 @dataclasses.dataclass(frozen=True)
-class DiscretizedLogistic(LikelihoodBehaviour):
+class DiscretizedLogistic(Likelihood):
     """A mixture of `mixtures` logistics over the 256 pixel levels; params (B, D, 3 * mixtures).
 
     Channels: mixture logits, means (on the [-1, 1] scale of the levels), log scales.
@@ -139,8 +158,13 @@ class DiscretizedLogistic(LikelihoodBehaviour):
 
     mixtures: int = 1
     discrete = True
+    support = "levels"
     name = "discretized_logistic"
     min_log_scale = -7.0
+
+    @classmethod
+    def check(cls, section) -> list[str]:
+        return [] if section.mixtures >= 1 else [f"likelihood.mixtures must be >= 1, got {section.mixtures!r}"]
 
     @property
     def params_per_pixel(self) -> int:
@@ -173,7 +197,7 @@ class DiscretizedLogistic(LikelihoodBehaviour):
 
 
 @dataclasses.dataclass(frozen=True)
-class Gaussian(LikelihoodBehaviour):
+class Gaussian(Likelihood):
     """N(x; mean, exp(log_scale)^2) per pixel on continuous intensities; params (B, D, 2).
 
     `variance`: "per_pixel" (the decoder predicts each pixel's scale) or "global" (one
@@ -183,9 +207,14 @@ class Gaussian(LikelihoodBehaviour):
 
     variance: str = "per_pixel"
     params_per_pixel = 2
-    discrete = False
     name = "gaussian"
     min_log_scale = -6.0
+    variances = ("per_pixel", "global")
+
+    @classmethod
+    def check(cls, section) -> list[str]:
+        return [] if section.variance in cls.variances else [
+            f"likelihood.variance must be one of {cls.variances}, got {section.variance!r}"]
 
     @property
     def global_scale(self) -> bool:
@@ -201,26 +230,12 @@ class Gaussian(LikelihoodBehaviour):
         return jnp.clip(params[..., 0], 0.0, 1.0)
 
 
-GAUSSIAN_VARIANCES = ("per_pixel", "global")
-
-Likelihood = Bernoulli | ContinuousBernoulli | DiscretizedLogistic | Gaussian
-
-
-# The registry: likelihood.name -> the likelihood built from the config's likelihood section.
-LIKELIHOODS = {
-    "bernoulli": lambda c: Bernoulli(),
-    "binarized_bernoulli": lambda c: Bernoulli(binarize=True),
-    "continuous_bernoulli": lambda c: ContinuousBernoulli(),
-    "discretized_logistic": lambda c: DiscretizedLogistic(c.mixtures),
-    "gaussian": lambda c: Gaussian(c.variance),
-}
+LIKELIHOODS = registry(Bernoulli, BinarizedBernoulli, ContinuousBernoulli, DiscretizedLogistic, Gaussian)
 
 
 def build_likelihood(likelihood_config) -> Likelihood:
-    """The likelihood a config's likelihood section names (fields: name, mixtures, variance)."""
-    if likelihood_config.name not in LIKELIHOODS:
-        raise ValueError(f"likelihood.name must be one of {tuple(LIKELIHOODS)}, got {likelihood_config.name!r}")
-    return LIKELIHOODS[likelihood_config.name](likelihood_config)
+    """The likelihood a config's likelihood section names, with its own fields from the section."""
+    return lookup(LIKELIHOODS, likelihood_config.name, "likelihood.name").from_config(likelihood_config)
 
 
 def binarize(key: jax.Array, x: jax.Array) -> jax.Array:

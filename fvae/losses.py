@@ -8,29 +8,6 @@ import math
 import jax
 import jax.numpy as jnp
 
-LOG_2PI = math.log(2.0 * math.pi)
-
-
-def log_normal_diag(z: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
-    """log N(z; mean, diag(exp(logvar))) summed over the last axis, normalizing constant included."""
-    return -0.5 * jnp.sum(jnp.square(z - mean) * jnp.exp(-logvar) + logvar + LOG_2PI, axis=-1)
-
-
-def log_standard_normal(z: jax.Array) -> jax.Array:
-    """log N(z; 0, I) summed over the last axis."""
-    return -0.5 * jnp.sum(jnp.square(z) + LOG_2PI, axis=-1)
-
-
-def kl_per_dimension(mean: jax.Array, logvar: jax.Array) -> jax.Array:
-    """KL(q || N(0, 1)) of each latent dimension: (B, D); sums to kl_standard_normal."""
-    return 0.5 * (jnp.exp(logvar) + jnp.square(mean) - 1.0 - logvar)
-
-
-def kl_standard_normal(mean: jax.Array, logvar: jax.Array) -> jax.Array:
-    """Analytic KL(N(mean, exp(logvar)) || N(0, I)) summed over latents: (B,)."""
-    return jnp.sum(kl_per_dimension(mean, logvar), axis=-1)
-
-
 def iwae_bound(log_weights: jax.Array) -> jax.Array:
     """log (1/K) sum_k w_k per image (B,): a lower bound on log p(x) that tightens with K."""
     return jax.nn.logsumexp(log_weights, axis=0) - math.log(log_weights.shape[0])

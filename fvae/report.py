@@ -13,7 +13,7 @@ import numpy as np
 
 from fvae import data, plots, runs
 from fvae.errors import ConfigError
-from fvae.evaluate import (decode_pixel_means, encode_dataset, evaluate_bound, generate, iwae_log_likelihoods,
+from fvae.evaluate import (decode_pixel_means, dataset_codes, evaluate_bound, generate, iwae_log_likelihoods,
                            latent_statistics, reconstruct)
 from fvae.likelihoods import bits_per_dim, build_likelihood
 from fvae.representations import knn_accuracy, linear_probe_accuracy
@@ -71,7 +71,7 @@ def evaluate_run(workdir: str | Path, iwae_samples=(1000,), split: str = "test",
 
     start = time.perf_counter()
     train_codes, test_codes = (
-        np.asarray(encode_dataset(state, jax.device_put(model_inputs(config, split)), batch_size, unroll)[0])
+        np.asarray(dataset_codes(state, jax.device_put(model_inputs(config, split)), batch_size, unroll))
         for split in (splits.train, splits.test))
     train_labels, test_labels = splits.train.labels, splits.test.labels
     for name, array in (("train_codes", train_codes), ("train_labels", train_labels),

@@ -6,6 +6,11 @@ from pathlib import Path
 
 import pytest
 
+# Math checks compare float32 jax against float64 numpy: on GPUs jax's default float32 matmul
+# runs in TF32 (about 1e-3 relative), which such a check rightly fails. The CPU computes
+# float32 either way. Set before jax is imported; subprocesses inherit it.
+os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FVAE_MANUAL_DIR") or REPO.parent / "shared" / "fashion-mnist")
 

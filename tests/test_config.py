@@ -56,20 +56,76 @@ def test_incompatible_combinations_are_rejected():
 
 def test_model_family_values_and_combinations_are_checked():
     config = defaults()
-    config.likelihood.name, config.model.architecture, config.model.upsample = "poisson", "resnet", "nearest"
+    config.likelihood.name, config.model.architecture = "poisson", "resnet"
     config.prior.name, config.objective.iwae_samples = "flow", 0
     message = problems_of(config)
     for expected in ("likelihood.name must be one of", "model.architecture must be one of",
-                     "model.upsample must be one of", "prior.name must be one of", "objective.iwae_samples must be >= 1"):
+                     "prior.name must be one of", "objective.iwae_samples must be >= 1"):
         assert expected in message
     config = defaults()
     config.prior.name, config.model.conditional, config.objective.free_bits = "vamp", True, 0.5
     message = problems_of(config)
-    assert "cannot be combined with model.conditional" in message
-    assert "free_bits needs the per-latent KL" in message
+    assert "prior.name 'vamp' cannot be combined with model.conditional" in message
+    assert "free_bits needs a closed-form per-latent KL" in message
+    config = defaults()
+    config.model.architecture, config.model.conditional, config.objective.free_bits = "hierarchical", True, 0.5
+    message = problems_of(config)
+    assert "model.architecture 'hierarchical' cannot be model.conditional" in message
+    assert "free_bits needs a closed-form per-latent KL" in message
     config = defaults()
     config.objective.iwae_samples, config.objective.beta = 5, 2.0
     assert "IWAE bound, which has no KL weight" in problems_of(config)
+
+
+def test_each_chosen_class_checks_its_own_fields_and_only_those():
+    """A registered class's own keys are checked when it is chosen (all of them listed in one
+    message), and ignored otherwise: upsample is the conv architecture's, mixtures the
+    discretized logistic's, components the VampPrior's."""
+    config = defaults()
+    config.model.upsample, config.model.conv_channels, config.model.top_latents = "nearest", (8, 8, 8), 0
+    config.likelihood.mixtures, config.likelihood.variance, config.prior.components = 0, "diagonal", 0
+    validate(config)  # mlp, bernoulli, standard_normal read none of these.
+    config.model.architecture, config.likelihood.name, config.prior.name = "conv", "discretized_logistic", "vamp"
+    message = problems_of(config)
+    for expected in ("model.upsample must be one of ('pixel_shuffle', 'transpose')", "model.conv_channels must be 1 or 2",
+                     "likelihood.mixtures must be >= 1", "prior.components must be >= 1"):
+        assert expected in message
+    config.model.architecture, config.likelihood.name = "hierarchical", "gaussian"
+    message = problems_of(config)
+    assert "model.top_latents must be >= 1" in message and "likelihood.variance must be one of" in message
+    assert "upsample" not in message and "mixtures" not in message
+
+
+def test_the_schema_holds_each_registered_classs_own_fields_with_its_defaults():
+    from fvae.config import COMPONENTS
+
+    config = defaults()
+    for section, (table, _) in COMPONENTS.items():
+        for cls in table.values():
+            for key, default in cls.config_fields().items():
+                assert config[section][key] == default, (section, cls.name, key)
+    assert config.model.top_latents == 40 and config.likelihood.mixtures == 1 and config.prior.components == 500
+
+
+def test_two_classes_may_share_a_key_only_with_one_default():
+    import dataclasses
+
+    from fvae.registry import Component, registry, section_fields
+
+    @dataclasses.dataclass(frozen=True)
+    class A(Component):
+        width: int = 1
+        name = "a"
+
+    @dataclasses.dataclass(frozen=True)
+    class B(Component):
+        width: int = 2
+        name = "b"
+
+    with pytest.raises(ValueError, match="defaults 1 and 2"):
+        section_fields(registry(A, B))
+    with pytest.raises(ValueError, match="two classes registered as 'a'"):
+        registry(A, A)
 
 
 def test_saved_configs_from_before_a_key_existed_load_with_its_default():
@@ -146,17 +202,18 @@ def test_config_files_import_no_jax_and_fvae_has_no_import_cycle():
     import ast
 
     imports = {}
-    for path in (REPO / "fvae").glob("*.py"):
+    for path in (REPO / "fvae").rglob("*.py"):
         tree = ast.parse(path.read_text())
         nodes = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
         modules = {a.name for n in nodes if isinstance(n, ast.Import) for a in n.names}
         modules |= {n.module for n in nodes if isinstance(n, ast.ImportFrom) and n.module}
         modules |= {f"fvae.{a.name}" for n in nodes if isinstance(n, ast.ImportFrom) and n.module == "fvae"
                     for a in n.names}
-        name = "fvae" if path.stem == "__init__" else f"fvae.{path.stem}"
+        parts = path.relative_to(REPO).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         imports[name] = {m for m in modules if m.startswith("fvae.")} - {name}
         reads_experiments = any(isinstance(n, ast.Constant) and n.value == "experiments" for n in ast.walk(tree))
-        assert not {m for m in modules if m.split(".")[0] == "experiments"} and not reads_experiments, path.name
+        assert not {m for m in modules if m.split(".")[0] == "experiments"} and not reads_experiments, name
 
     def reaches(start, goal, seen=()):
         return any(m == goal or (m not in seen and reaches(m, goal, (*seen, m))) for m in imports.get(start, ()))

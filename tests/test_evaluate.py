@@ -2,9 +2,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fvae.evaluate import (active_units, encode_dataset, eval_step, evaluate_bound, generate,
+from fvae.evaluate import (active_units, dataset_codes, eval_step, evaluate_bound, generate,
                            importance_weighted_log_likelihood, iwae_nll, latent_statistics, reconstruct)
-from fvae.models import reparameterize
+from fvae.gaussians import reparameterize
 from tests.helpers import fake_images, new_state
 
 
@@ -127,7 +127,7 @@ def test_latent_statistics_match_direct_computations():
     np.testing.assert_allclose(float(jnp.sum(stats["kl_per_dimension"])), float(elbo["kl"]), rtol=1e-5)
     direct_mse = np.mean((np.asarray(reconstruct(state, images)) - np.asarray(images) / 255.0) ** 2)
     np.testing.assert_allclose(float(stats["reconstruction_mse"]), direct_mse, rtol=1e-5)
-    means, _ = encode_dataset(state, images, batch_size=50)
+    means = dataset_codes(state, images, batch_size=50)
     assert means.shape == (120, 8)
 
 

@@ -137,18 +137,39 @@ def test_gaussian_matches_scipy_and_floors_the_scale():
     np.testing.assert_allclose(collapsed, stats.norm.logpdf(0.0, 0.0, np.exp(Gaussian.min_log_scale)), rtol=1e-5)
 
 
-def test_every_likelihood_is_finite_with_finite_gradients_at_the_edges():
+def registered(name: str, **fields):
+    """The likelihood registered as `name`, built from a default config section (plus fields)."""
+    config = defaults().likelihood
+    config.update({"name": name, **fields})
+    return build_likelihood(config)
+
+
+@pytest.mark.parametrize("name", sorted(LIKELIHOODS))
+def test_every_likelihood_sums_or_integrates_to_one_over_its_support(name):
+    """The registry's contract, for random parameters of one pixel: the mass summed over a
+    discrete support, or the density integrated (Simpson) over a continuous one, is one."""
+    likelihood = registered(name, mixtures=2)
+    params = np.random.default_rng(0).uniform(-1.0, 1.0, (5, likelihood.params_per_pixel))
+    grids = {"binary": np.array([0.0, 1.0]), "levels": np.arange(NUM_LEVELS) / (NUM_LEVELS - 1),
+             "unit_interval": np.linspace(0.0, 1.0, 4001), "real": np.linspace(-12.0, 13.0, 20001)}
+    x = grids[likelihood.support]
+    for p in params:
+        density = np.exp(np.asarray(likelihood.log_prob(jnp.broadcast_to(jnp.asarray(p, jnp.float32), (len(x), 1, len(p))),
+                                                        jnp.asarray(x[:, None], jnp.float32)), np.float64))
+        total = density.sum() if likelihood.support in ("binary", "levels") else integrate.simpson(density, x=x)
+        np.testing.assert_allclose(total, 1.0, atol=2e-4, err_msg=f"{name} at params {p}")
+
+
+@pytest.mark.parametrize("name", sorted(LIKELIHOODS))
+def test_every_likelihood_is_finite_with_finite_gradients_at_the_edges(name):
     x = jnp.array([[0.0, 0.5, 1.0, 127 / 255]])
-    for name in ("bernoulli", "binarized_bernoulli", "continuous_bernoulli", "discretized_logistic", "gaussian"):
-        config = defaults().likelihood
-        config.name = name
-        likelihood = build_likelihood(config)
-        for scale in (0.0, 1.0, 30.0):
-            params = scale * jnp.ones((1, 4, likelihood.params_per_pixel))
-            value, grad = jax.value_and_grad(lambda p: likelihood.log_prob(p, x).sum())(params)
-            assert np.isfinite(value) and np.isfinite(grad).all(), (name, scale)
-            means = likelihood.mean(params)
-            assert means.shape == (1, 4) and 0.0 <= float(means.min()) and float(means.max()) <= 1.0
+    likelihood = registered(name)
+    for scale in (0.0, 1.0, 30.0, -30.0):
+        params = scale * jnp.ones((1, 4, likelihood.params_per_pixel))
+        value, grad = jax.value_and_grad(lambda p: likelihood.log_prob(p, x).sum())(params)
+        assert np.isfinite(value) and np.isfinite(grad).all(), (name, scale)
+        means = likelihood.mean(params)
+        assert means.shape == (1, 4) and 0.0 <= float(means.min()) and float(means.max()) <= 1.0
 
 
 def test_dynamic_binarization_has_the_pixel_intensities_as_means():
@@ -166,18 +187,19 @@ def test_bits_per_dim():
 def test_every_registered_likelihood_declares_its_training_and_evaluation_data(name):
     """The registry's contract: each likelihood says what a train step scores and what it is
     evaluated on; only the binarized Bernoulli changes the pixels (binary, fixed per seed)."""
-    import ml_collections
-
-    config = ml_collections.ConfigDict({"name": name, "mixtures": 2, "variance": "global"})
-    likelihood = build_likelihood(config)
+    likelihood = registered(name, mixtures=2, variance="global")
+    config = defaults().likelihood
+    config.update({"name": name, "mixtures": 2, "variance": "global"})
     grey = np.random.default_rng(0).integers(0, 256, (6, 784)).astype(np.uint8)
     x = jnp.asarray(grey, jnp.float32) / 255
-    evaluated, trained = likelihood.evaluation_images(grey, [0, 1]), likelihood.training_pixels(jax.random.key(0), x)
+    evaluated, trained = likelihood.evaluation_images(grey, 1), likelihood.training_pixels(jax.random.key(0), x)
     assert evaluated.shape == grey.shape and evaluated.dtype == np.uint8 and trained.shape == x.shape
     if name == "binarized_bernoulli":
         assert set(np.unique(evaluated)) <= {0, 255} and set(np.unique(np.asarray(trained))) <= {0.0, 1.0}
-        np.testing.assert_array_equal(evaluated, likelihood.evaluation_images(grey, [0, 1]))
-        assert not np.array_equal(evaluated, likelihood.evaluation_images(grey, [1, 1]))
+        np.testing.assert_array_equal(evaluated, likelihood.evaluation_images(grey, 1))
+        assert not np.array_equal(evaluated, likelihood.evaluation_images(grey, 2))
+        config.eval_binarization_seed = 1
+        assert not np.array_equal(evaluated, build_likelihood(config).evaluation_images(grey, 1))
     else:
         assert evaluated is grey and trained is x
     assert likelihood.global_scale == (name == "gaussian")

@@ -97,7 +97,7 @@ def test_vampprior_run_evaluates_with_its_own_prior(mock_data_dir, tmp_path):
     assert stored["iwae_nll_k10"] <= stored["iwae_nll_k1"] + bound_slack(state, images, None, 10)
     # The VampPrior's log p(z) is used: scoring the same samples under N(0, I) gives other numbers.
     import jax
-    from fvae.losses import log_standard_normal
+    from fvae.gaussians import log_standard_normal
 
     vamp = float(-iwae_log_likelihoods(state, images, jax.random.key(0), 10, 100, 10).mean())
     standard = state.replace(apply_fn=_with_standard_normal_prior(state.apply_fn, log_standard_normal))

@@ -1,0 +1,65 @@
+"""MLP encoder q(z|x) and decoder p(x|z): the layers of the "mlp" and "hierarchical" architectures.
+
+Images enter flattened, (B, 784) in [0, 1]. Decoders return per-pixel likelihood
+parameters (B, 784, P), P set by the likelihood. A condition (B, classes) one-hot, if
+given, joins the input of the first layer.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from fvae.data import IMAGE_SHAPE
+
+NUM_PIXELS = math.prod(IMAGE_SHAPE)
+
+
+def with_condition(h: jax.Array, condition: jax.Array | None) -> jax.Array:
+    return h if condition is None else jnp.concatenate([h, condition.astype(h.dtype)], axis=-1)
+
+
+def hidden_layers(h: jax.Array, widths: Sequence[int], dtype: Any) -> jax.Array:
+    """ReLU dense layers "hidden_0", "hidden_1", ... of the calling (compact) module."""
+    for i, width in enumerate(widths):
+        h = nn.relu(nn.Dense(width, dtype=dtype, name=f"hidden_{i}")(h))
+    return h
+
+
+class Encoder(nn.Module):
+    """MLP q(z|x): images (B, ...) -> posterior mean and log-variance, each (B, latents).
+
+    dtype: the compute dtype of the layers (e.g. bfloat16); parameters and outputs stay float32.
+    """
+
+    hidden: Sequence[int] = (500,)
+    latents: int = 20
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+        h = with_condition(x.reshape(x.shape[0], -1), condition)  # (B, 784 [+ classes])
+        h = hidden_layers(h, self.hidden, self.dtype)
+        mean = nn.Dense(self.latents, dtype=self.dtype, name="mean")(h)
+        logvar = nn.Dense(self.latents, dtype=self.dtype, name="logvar")(h)
+        return mean.astype(jnp.float32), logvar.astype(jnp.float32)
+
+
+class Decoder(nn.Module):
+    """MLP p(x|z): latents (B, latents) -> pixel parameters (B, *output_shape, P), float32."""
+
+    hidden: Sequence[int] = (500,)
+    output_shape: Sequence[int] = (NUM_PIXELS,)
+    params_per_pixel: int = 1
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, z: jax.Array, condition: jax.Array | None = None) -> jax.Array:
+        h = with_condition(z, condition)
+        h = hidden_layers(h, self.hidden, self.dtype)
+        out = nn.Dense(math.prod(self.output_shape) * self.params_per_pixel, dtype=self.dtype, name="logits")(h)
+        return out.astype(jnp.float32).reshape(z.shape[0], *self.output_shape, self.params_per_pixel)
