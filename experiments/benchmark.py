@@ -33,7 +33,7 @@ from fvae.models import architecture, build_model  # noqa: E402
 flags.DEFINE_list("configs", ["mlp500", "default"], "Config modules under experiments/configs.")
 flags.DEFINE_string("out", "benchmarks", "Folder for benchmark.json and benchmark.md.")
 flags.DEFINE_multi_string("set", [], "Overrides for every config, comma-separated or repeated, e.g. "
-                          "--set train.unroll=False,train.steps_per_call=0.")
+                          "--set train.steps_per_call=8,train.batch_size=256.")
 flags.DEFINE_integer("train_images", 55_000, "Training images per epoch (synthetic).")
 flags.DEFINE_integer("epochs", 3, "Timed epochs per path (after one warm-up epoch).")
 flags.DEFINE_integer("batch_size", 0, "Override every config's batch size (0: keep the config's).")
@@ -97,7 +97,7 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     block = t.steps_per_call or steps
 
     start = time.perf_counter()
-    train.train_block.lower(fresh_state(), images, indices[:block], key, unroll=t.unroll).compile()
+    train.train_block.lower(fresh_state(), images, indices[:block], key).compile()
     compile_seconds = time.perf_counter() - start
     step_cost = train.train_step.lower(fresh_state(), host_images[:batch_size], key).compile().cost_analysis()
     step_cost = step_cost[0] if isinstance(step_cost, list) else step_cost
@@ -108,8 +108,7 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     fast_times = []
     for epoch in range(epochs + 1):
         begin = time.perf_counter()
-        state, metrics = train.train_epoch(state, images, key, shuffle_key, epoch, batch_size, t.steps_per_call,
-                                           unroll=t.unroll)
+        state, metrics = train.train_epoch(state, images, key, shuffle_key, epoch, batch_size, t.steps_per_call)
         jax.block_until_ready(metrics)
         fast_times.append(time.perf_counter() - begin)
     fast_epoch = min(fast_times[1:])
@@ -127,20 +126,9 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
         step_times.append(time.perf_counter() - begin)
     step_epoch = min(step_times[1:])
 
-    # For unrolled (conv) configs: the same steps compiled as a loop, to show why they unroll.
-    looped = None
-    if t.unroll:
-        state = fresh_state()
-        state, _ = train.train_block(state, images, indices[:2], key)  # Compiles.
-        jax.block_until_ready(state.params)
-        begin = time.perf_counter()
-        state, _ = train.train_block(state, images, indices[:2], key)
-        jax.block_until_ready(state.params)
-        looped = 2 * batch_size / (time.perf_counter() - begin)
-
     eval_images = jax.device_put(host_images[:10_000])
-    jax.block_until_ready(evaluate_bound(state, eval_images, key, t.eval_batch_size, unroll=t.unroll))
-    eval_seconds = _best_time(lambda: evaluate_bound(state, eval_images, key, t.eval_batch_size, unroll=t.unroll), 3)
+    jax.block_until_ready(evaluate_bound(state, eval_images, key, t.eval_batch_size))
+    eval_seconds = _best_time(lambda: evaluate_bound(state, eval_images, key, t.eval_batch_size), 3)
 
     ceiling_gflops = None
     dense = architecture(config).dense_layers(config.model)  # None: convs have no matmul-only ceiling.
@@ -158,7 +146,6 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
         "fast_seconds_per_epoch": fast_epoch, "fast_images_per_second": trained / fast_epoch,
         "step_seconds_per_epoch": step_epoch, "step_images_per_second": trained / step_epoch,
         "eval_images_per_second": 10_000 / eval_seconds,
-        "looped_images_per_second": looped,
     }
 
 
@@ -175,7 +162,6 @@ def markdown(report: dict) -> str:
         "matmuls at model shapes, % of peak | per-step img/s | per-step s/epoch | eval img/s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    looped = [r for r in report["results"] if r["looped_images_per_second"]]
     for r in report["results"]:
         lines.append(
             f"| {r['config']} | {r['batch_size']} | {r['compile_seconds']:.2f} | {r['flops_per_image'] / 1e6:.2f} "
@@ -184,10 +170,6 @@ def markdown(report: dict) -> str:
             f"{_percent(r['model_shape_matmul_gflops'], report['matmul_peak_gflops'])} | "
             f"{r['step_images_per_second']:.0f} | "
             f"{r['step_seconds_per_epoch']:.2f} | {r['eval_images_per_second']:.0f} |")
-    if looped:
-        lines += ["", "Unrolled configs, the same train steps compiled as a `lax.scan` loop instead, on this backend: "
-                  + ", ".join(f"{r['config']} {r['looped_images_per_second']:.0f} img/s looped vs "
-                              f"{r['fast_images_per_second']:.0f} unrolled" for r in looped) + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -68,8 +68,10 @@ class Conv(Architecture):
 
     conv_channels: tuple = (32, 64)  # Encoder channels per stride-2 conv; the decoder mirrors them.
     upsample: str = "pixel_shuffle"
+    conv_impl: str = "auto"  # "matmul" (XLA:CPU's fast form), "xla" (the backend's conv), "auto": matmul on CPU
     name = "conv"
     upsamplings = ("pixel_shuffle", "transpose")
+    conv_impls = ("auto", "matmul", "xla")
 
     @classmethod
     def check(cls, section) -> list[str]:
@@ -79,14 +81,17 @@ class Conv(Architecture):
         channels = tuple(section.conv_channels)
         if not 1 <= len(channels) <= 2 or any(not isinstance(c, int) or c < 1 for c in channels):
             problems.append(f"model.conv_channels must be 1 or 2 positive integers (28 = 7 * 2 * 2), got {channels}")
+        if section.conv_impl not in cls.conv_impls:
+            problems.append(f"model.conv_impl must be one of {cls.conv_impls}, got {section.conv_impl!r}")
         return problems
 
     def build(self, model, likelihood, prior):
         conv, vae = _models("conv"), _models("vae")
         dtype, channels, classes = _common(model, likelihood)
-        return vae.VAE(conv.ConvEncoder(tuple(self.conv_channels), tuple(model.encoder_hidden), model.latents, dtype),
+        return vae.VAE(conv.ConvEncoder(tuple(self.conv_channels), tuple(model.encoder_hidden), model.latents, dtype,
+                                        self.conv_impl),
                        conv.ConvDecoder(tuple(reversed(self.conv_channels)), tuple(model.decoder_hidden), channels,
-                                        self.upsample, dtype),
+                                        self.upsample, dtype, self.conv_impl),
                        likelihood, prior, classes)
 
 

@@ -73,8 +73,6 @@ def defaults() -> ml_collections.ConfigDict:
     config.train.min_delta = 0.0     # nats an epoch must improve by to count
     config.train.on_device = True    # dataset on device, epochs as compiled scans; False: per-step host loop
     config.train.steps_per_call = 0  # steps per compiled call; 0 = the whole epoch
-    config.train.unroll = False      # compile each call's steps (and evaluation batches) without a loop:
-                                     # XLA:CPU runs convs ~20x slower inside loops; needs steps_per_call 1..64
     config.train.eval_batch_size = 1000
 
     config.parallel = ml_collections.ConfigDict()
@@ -141,10 +139,17 @@ def split_overrides(values: list[str]) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
+# Keys that no longer exist, dropped from saved configs: {key: why}.
+RETIRED_KEYS = {"train.unroll": "convolutions no longer need unrolled steps on the CPU (fvae.models.conv_layers)"}
+
+
 def with_defaults(values: dict) -> ml_collections.ConfigDict:
     """A saved config (e.g. a run's config.json) on top of defaults(): runs saved before a key
-    existed load with that key's default (which is what they ran with). JSON lists become tuples."""
+    existed load with that key's default (which is what they ran with), and keys since retired
+    (RETIRED_KEYS) are dropped. JSON lists become tuples."""
     config = defaults()
+    values = {section: ({k: v for k, v in entries.items() if f"{section}.{k}" not in RETIRED_KEYS}
+                        if isinstance(entries, dict) else entries) for section, entries in values.items()}
 
     def merge(target: ml_collections.ConfigDict, source: dict) -> None:
         for key, value in source.items():
@@ -180,9 +185,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
             problems.append(f"train.{name} must be >= 1, got {t[name]!r}")
     if not t.learning_rate > 0:
         problems.append(f"train.learning_rate must be > 0, got {t.learning_rate!r}")
-    if t.unroll and not 1 <= t.steps_per_call <= 64:
-        problems.append(f"train.unroll needs train.steps_per_call in 1..64 (each step is compiled separately), "
-                        f"got {t.steps_per_call!r}")
     if t.max_train_minutes < 0:
         problems.append(f"train.max_train_minutes must be >= 0 (0: no limit), got {t.max_train_minutes!r}")
     if t.min_delta < 0:

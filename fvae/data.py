@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from fvae.data_files import DATASET_NAME, prepare
+from fvae.data_files import DATASET_NAME, import_tfds, prepare
 from fvae.errors import ConfigError, DataError
 
 CLASS_NAMES = (
@@ -68,8 +68,7 @@ def load_split(data_dir: Path, split: str) -> Dataset:
     N is the number of examples the tfds builder declares for the split (60,000 and
     10,000 for the real data; whatever `tfds.testing.mock_data` generates under it).
     """
-    import tensorflow_datasets as tfds
-
+    tfds = import_tfds()
     builder = tfds.builder(DATASET_NAME, data_dir=str(data_dir))
     examples = builder.as_dataset(split=split, shuffle_files=False)
     count = int(examples.cardinality())

@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import importlib
 import os
 import shutil
 import tempfile
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fvae.errors import DataError
+from fvae.errors import DataError, DependencyError
 
 DATASET_NAME = "fashion_mnist"
 DATASET_VERSION = "3.0.1"
@@ -154,13 +155,45 @@ def verify_folder(folder: Path) -> str:
     return kind
 
 
+def missing_dependency(err: BaseException) -> ImportError | None:
+    """The ImportError (a missing or broken package) behind `err`, following its causes: tfds
+    imports some packages only while it prepares data, and may wrap the error."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, ImportError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def dependency_error(err: ImportError, doing: str) -> DependencyError:
+    """The user's message for a package that is missing (ModuleNotFoundError) or broken."""
+    package = (err.name or "").split(".")[0]
+    state = "is not installed" if isinstance(err, ModuleNotFoundError) else "is installed but fails to import"
+    return DependencyError(
+        f"{doing} needs the Python package {package or '(see below)'}, which {state}: "
+        f"{type(err).__name__}: {err}\nInstall it into this environment (e.g. .venv/bin/pip install {package or 'NAME'}), "
+        f"or run scripts/setup.sh again to install the tested versions. This is not a problem with the data.")
+
+
+def import_tfds():
+    """tensorflow_datasets, or a DependencyError saying which package is missing or broken."""
+    try:
+        import tensorflow_datasets as tfds
+        importlib.import_module("tensorflow_datasets.image_classification.mnist")  # Imports TensorFlow.
+    except ImportError as err:
+        raise dependency_error(err, "Reading Fashion-MNIST through tensorflow-datasets") from err
+    return tfds
+
+
 def _prepare_from_idx(folder: Path, data_dir: Path) -> None:
     """Builds tfds' fashion_mnist from verified recompressed archives.
 
     Decompresses into a scratch folder and runs tfds' own FashionMNIST example
     generator over the IDX files, so the prepared dataset is the one tfds would build.
     """
-    import tensorflow_datasets as tfds
+    tfds = import_tfds()
     from tensorflow_datasets.image_classification import mnist
 
     with tempfile.TemporaryDirectory(prefix="fvae-idx-") as scratch:
@@ -208,8 +241,7 @@ def prepare(data_dir: str | os.PathLike | None = None,
         raise DataError(f"Cannot create data directory {data_dir}: {err}. "
                         f"Choose another with --config.data.data_dir or {DATA_DIR_ENV}.") from err
     folder = resolve_manual_dir(manual_dir)
-
-    import tensorflow_datasets as tfds
+    tfds = import_tfds()
 
     recompressed = folder is not None and verify_folder(folder) == "recompressed"
     try:
@@ -219,6 +251,8 @@ def prepare(data_dir: str | os.PathLike | None = None,
             tfds.builder(DATASET_NAME, data_dir=str(data_dir)).download_and_prepare(
                 download_config=tfds.download.DownloadConfig(manual_dir=str(folder) if folder else None))
     except Exception as err:  # tfds raises many types (network, checksum, disk full, permissions).
+        if missing := missing_dependency(err):  # A package tfds imports only now: not the data's fault.
+            raise dependency_error(missing, "Preparing Fashion-MNIST") from err
         where = f"from {folder}" if folder else "by download (no local folder given)"
         raise DataError(f"Could not prepare Fashion-MNIST {where} into {data_dir}: "
                         f"{type(err).__name__}: {err}\n{HOW_TO_FIX}") from err

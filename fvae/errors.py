@@ -20,3 +20,8 @@ class Interrupted(UserError):
 
 class DataError(UserError):
     """The data could not be found, verified, prepared or read; the message says how to fix it."""
+
+
+class DependencyError(UserError):
+    """A Python package that fvae needs is missing or fails to import: not a data problem. The
+    message names the package and the exception, and says how to install it."""

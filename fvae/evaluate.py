@@ -52,10 +52,10 @@ def eval_step(state: TrainState, batch: Batch, key: jax.Array) -> Metrics:
     return {"loss": jnp.mean(loss), "reconstruction": jnp.mean(reconstruction), "kl": jnp.mean(kl)}
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size", "batch_sharding", "num_samples", "unroll"))
+@functools.partial(jax.jit, static_argnames=("batch_size", "batch_sharding", "num_samples"))
 def evaluate_bound(state: TrainState, dataset: Dataset | jax.Array, key: jax.Array, batch_size: int = 1000,
                    batch_sharding: jax.sharding.Sharding | None = None,
-                   num_samples: int = 1, unroll: bool = False) -> Metrics:
+                   num_samples: int = 1) -> Metrics:
     """Mean negative ELBO (K = 1) or IWAE bound (K > 1), reconstruction and KL (nats per
     image) over a whole split.
 
@@ -65,8 +65,7 @@ def evaluate_bound(state: TrainState, dataset: Dataset | jax.Array, key: jax.Arr
     image counts exactly once whatever the split size. Batch i uses fold_in(key, i), so
     the estimate is deterministic for a given key. batch_size must be a multiple of the
     device count when batch_sharding is given. dataset: images, or a Dataset whose labels
-    (N,) a conditional model reads. unroll: compile the batches as straight-line code, not a loop (for conv models on
-    CPU; see fvae.train.train_block).
+    (N,) a conditional model reads.
     """
     images, labels = as_dataset(dataset)
     n = images.shape[0]
@@ -83,8 +82,7 @@ def evaluate_bound(state: TrainState, dataset: Dataset | jax.Array, key: jax.Arr
 
     zero = jnp.zeros((), jnp.float32)
     (reconstruction, kl, loss), _ = jax.lax.scan(body, (zero, zero, zero),
-                                                 (jnp.arange(len(batches)), batches, label_batches, mask),
-                                                 unroll=unroll)
+                                                 (jnp.arange(len(batches)), batches, label_batches, mask))
     return {"loss": loss / n, "reconstruction": reconstruction / n, "kl": kl / n}
 
 
@@ -113,7 +111,7 @@ def generate(state: TrainState, key: jax.Array, num: int, labels: jax.Array | No
 
 
 def importance_weighted_log_likelihood(key: jax.Array, log_weights: Callable[[jax.Array, int], jax.Array],
-                                       num_samples: int, sample_chunk: int, unroll: bool = False) -> jax.Array:
+                                       num_samples: int, sample_chunk: int) -> jax.Array:
     """IWAE estimate of log p(x) per image: (B,), log (1/K) sum_k w_k with K = num_samples.
 
     log_weights(chunk_key, C) draws C samples per image and returns their log importance
@@ -129,22 +127,22 @@ def importance_weighted_log_likelihood(key: jax.Array, log_weights: Callable[[ja
                                                       axis=0)), None
 
     batch = jax.eval_shape(lambda k: log_weights(k, sample_chunk), key).shape[1:]
-    total, _ = jax.lax.scan(body, jnp.full(batch, -jnp.inf), jnp.arange(num_samples // sample_chunk), unroll=unroll)
+    total, _ = jax.lax.scan(body, jnp.full(batch, -jnp.inf), jnp.arange(num_samples // sample_chunk))
     return total - jnp.log(num_samples)
 
 
-@functools.partial(jax.jit, static_argnames=("num_samples", "sample_chunk", "unroll"))
+@functools.partial(jax.jit, static_argnames=("num_samples", "sample_chunk"))
 def _batch_log_likelihoods(state: TrainState, batch: jax.Array, labels: jax.Array | None, key: jax.Array,
-                           num_samples: int, sample_chunk: int, unroll: bool) -> jax.Array:
+                           num_samples: int, sample_chunk: int) -> jax.Array:
     """IWAE estimates of log p(x) for one batch of images: (B,)."""
     x = as_unit_interval(batch).reshape(batch.shape[0], -1)
     return importance_weighted_log_likelihood(
         key, lambda chunk_key, chunk: _apply(state, x, chunk_key, labels, chunk).log_weights, num_samples,
-        sample_chunk, unroll)
+        sample_chunk)
 
 
 def iwae_log_likelihoods(state: TrainState, dataset: Dataset | jax.Array, key: jax.Array, num_samples: int = 1000,
-                         batch_size: int = 100, sample_chunk: int = 100, unroll: bool = False) -> jax.Array:
+                         batch_size: int = 100, sample_chunk: int = 100) -> jax.Array:
     """Per-image IWAE estimates of log p(x) in nats: (N,) (lower bounds on log p(x) in expectation).
 
     Uses the model's own likelihood and prior (N(0, I) or VampPrior). One compiled call
@@ -152,38 +150,36 @@ def iwae_log_likelihoods(state: TrainState, dataset: Dataset | jax.Array, key: j
     is bounded by batch_size * sample_chunk decoder outputs; the last batch is padded and
     the padding dropped. dataset: images, or a Dataset whose labels (N,) a conditional
     model reads (then it is log p(x | label)).
-    unroll: the sample chunks as straight-line code (conv models on CPU).
     """
     images, labels = as_dataset(dataset)
     batches, _ = _padded_batches(images, batch_size)
     label_batches = None if labels is None else _padded_batches(labels, batch_size)[0]
     parts = [_batch_log_likelihoods(state, batches[i], None if label_batches is None else label_batches[i],
-                                    jax.random.fold_in(key, i), num_samples, sample_chunk, unroll)
+                                    jax.random.fold_in(key, i), num_samples, sample_chunk)
              for i in range(len(batches))]
     return jnp.concatenate(parts)[:images.shape[0]]
 
 
 def iwae_nll(state: TrainState, dataset: Dataset | jax.Array, key: jax.Array, num_samples: int = 1000,
-             batch_size: int = 100, sample_chunk: int = 100, unroll: bool = False) -> jax.Array:
+             batch_size: int = 100, sample_chunk: int = 100) -> jax.Array:
     """Mean IWAE estimate of -log p(x) in nats per image over a split (see iwae_log_likelihoods)."""
-    return -jnp.mean(iwae_log_likelihoods(state, dataset, key, num_samples, batch_size, sample_chunk, unroll))
+    return -jnp.mean(iwae_log_likelihoods(state, dataset, key, num_samples, batch_size, sample_chunk))
 
 
-def _map_images(fn: Callable, images, batch_size: int, unroll: bool = False):
+def _map_images(fn: Callable, images, batch_size: int):
     """fn over padded batches of images (a pytree of (N, ...) arrays or None; a scan,
-    bounded memory; unroll: straight-line code); per-image outputs (N, ...)."""
+    bounded memory); per-image outputs (N, ...)."""
     n = jax.tree.leaves(images)[0].shape[0]
     batches = jax.tree.map(lambda a: _padded_batches(a, batch_size)[0], images)
-    _, outputs = jax.lax.scan(lambda carry, batch: (carry, fn(batch)), None, batches, unroll=unroll)
+    _, outputs = jax.lax.scan(lambda carry, batch: (carry, fn(batch)), None, batches)
     return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:])[:n], outputs)
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size", "unroll"))
-def dataset_codes(state: TrainState, dataset: Dataset | jax.Array, batch_size: int = 1000,
-                  unroll: bool = False) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("batch_size",))
+def dataset_codes(state: TrainState, dataset: Dataset | jax.Array, batch_size: int = 1000) -> jax.Array:
     """The code (VAEOutput.codes, the posterior means) of every image: (N, D)."""
     return _map_images(lambda batch: _output(state, as_unit_interval(batch[0]), batch[1]).codes,
-                       tuple(as_dataset(dataset)), batch_size, unroll)
+                       tuple(as_dataset(dataset)), batch_size)
 
 
 def active_units(posterior_means: jax.Array, threshold: float = 0.01) -> jax.Array:
@@ -194,9 +190,8 @@ def active_units(posterior_means: jax.Array, threshold: float = 0.01) -> jax.Arr
     return jnp.sum(jnp.var(posterior_means, axis=0) > threshold)
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size", "unroll"))
-def latent_statistics(state: TrainState, dataset: Dataset | jax.Array, batch_size: int = 1000,
-                      unroll: bool = False) -> dict[str, jax.Array]:
+@functools.partial(jax.jit, static_argnames=("batch_size",))
+def latent_statistics(state: TrainState, dataset: Dataset | jax.Array, batch_size: int = 1000) -> dict[str, jax.Array]:
     """Per-dimension KL to N(0, 1) (D,) (VAEOutput.kl_per_latent), active units of the codes,
     and reconstruction MSE on [0, 1] pixels (per pixel). With a VampPrior the per-dimension
     KL is still measured against N(0, 1): it shows which latents carry information, not the
@@ -208,6 +203,6 @@ def latent_statistics(state: TrainState, dataset: Dataset | jax.Array, batch_siz
         recon = decode_pixel_means(state, out.codes, batch_labels)
         return out.codes, out.kl_per_latent, jnp.mean(jnp.square(recon - x), axis=-1)
 
-    mean, kl, squared_error = _map_images(per_image, tuple(as_dataset(dataset)), batch_size, unroll)
+    mean, kl, squared_error = _map_images(per_image, tuple(as_dataset(dataset)), batch_size)
     return {"kl_per_dimension": jnp.mean(kl, axis=0), "active_units": active_units(mean),
             "reconstruction_mse": jnp.mean(squared_error)}

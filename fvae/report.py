@@ -43,13 +43,12 @@ def evaluate_run(workdir: str | Path, iwae_samples=(1000,), split: str = "test",
                "likelihood": config.likelihood.name}
 
     start = time.perf_counter()
-    unroll = config.train.unroll  # Conv models: no loops around convolutions on CPU (fvae.train.train_block).
-    batch_size = 5000 if unroll else 1000  # Fewer unrolled copies.
-    elbo = evaluate_bound(state, inputs, keys["eval"], batch_size, unroll=unroll)
+    batch_size = 1000
+    elbo = evaluate_bound(state, inputs, keys["eval"], batch_size)
     metrics.update({f"elbo_{k}": float(v) for k, v in elbo.items()})
     if discrete:
         metrics["elbo_bits_per_dim"] = bits_per_dim(metrics["elbo_loss"])
-    stats = latent_statistics(state, inputs, batch_size, unroll=unroll)
+    stats = latent_statistics(state, inputs, batch_size)
     metrics["kl_per_dimension"] = [float(v) for v in stats["kl_per_dimension"]]
     metrics["active_units"] = int(stats["active_units"])
     metrics["reconstruction_mse"] = float(stats["reconstruction_mse"])
@@ -58,7 +57,7 @@ def evaluate_run(workdir: str | Path, iwae_samples=(1000,), split: str = "test",
         start = time.perf_counter()
         per_image = -np.asarray(iwae_log_likelihoods(
             state, inputs, jax.random.fold_in(keys["eval"], k), num_samples=k, batch_size=100,
-            sample_chunk=math.gcd(k, 100), unroll=unroll), np.float64)
+            sample_chunk=math.gcd(k, 100)), np.float64)
         nll = float(np.mean(per_image))
         metrics[f"iwae_nll_k{k}"] = nll
         # Standard error of the mean over the images (their spread, plus the Monte Carlo noise).
@@ -71,7 +70,7 @@ def evaluate_run(workdir: str | Path, iwae_samples=(1000,), split: str = "test",
 
     start = time.perf_counter()
     train_codes, test_codes = (
-        np.asarray(dataset_codes(state, jax.device_put(model_inputs(config, split)), batch_size, unroll))
+        np.asarray(dataset_codes(state, jax.device_put(model_inputs(config, split)), batch_size))
         for split in (splits.train, splits.test))
     train_labels, test_labels = splits.train.labels, splits.test.labels
     for name, array in (("train_codes", train_codes), ("train_labels", train_labels),

@@ -194,7 +194,7 @@ def _run_epoch(state: TrainState, train: data.Dataset, val: data.Dataset, keys, 
     with tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not progress, unit="step") as bar:
         if t.on_device:
             state, train_metrics = train_epoch(state, train, keys["train"], keys["shuffle"], epoch, t.batch_size,
-                                               t.steps_per_call, bar.update, where.batch_sharding, t.unroll)
+                                               t.steps_per_call, bar.update, where.batch_sharding)
         else:
             state, train_metrics = train_epoch_stepwise(state, train, keys["train"], keys["shuffle"], epoch,
                                                         t.batch_size, bar.update, where.batch_sharding)
@@ -203,7 +203,7 @@ def _run_epoch(state: TrainState, train: data.Dataset, val: data.Dataset, keys, 
             _raise_nonfinite(epoch, f"step {nonfinite_step}", workdir)
         del train_metrics["nonfinite_step"]
         val_metrics = evaluate_bound(state, val, keys["eval"], t.eval_batch_size, where.batch_sharding,
-                                     config.objective.iwae_samples, t.unroll)
+                                     config.objective.iwae_samples)
         record = {f"train_{k}": v for k, v in to_host(train_metrics).items()}
         record.update({f"val_{k}": v for k, v in to_host(val_metrics).items()})
     bad = sorted(k for k, v in record.items() if not math.isfinite(v))
@@ -225,7 +225,7 @@ def _final_report(state: TrainState, splits: data.Splits, keys, config: ml_colle
                "train_seconds": sum(r["seconds"] for r in history)}
     for name, split in (("test", splits.test), ("val", splits.val)):
         metrics = evaluate_bound(state, where.put(model_inputs(config, split)), keys["eval"], t.eval_batch_size,
-                                 where.batch_sharding, k, t.unroll)
+                                 where.batch_sharding, k)
         summary.update({f"{name}_{key}": value for key, value in to_host(metrics).items()})
 
     shown = splits.test.take(config.output.num_reconstructions)

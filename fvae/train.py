@@ -96,15 +96,11 @@ def epoch_batches(shuffle_key: jax.Array, epoch: int | jax.Array, num_examples: 
     return perm[: steps * batch_size].reshape(steps, batch_size)
 
 
-@functools.partial(jax.jit, donate_argnums=0, static_argnames=("batch_sharding", "unroll"))
+@functools.partial(jax.jit, donate_argnums=0, static_argnames=("batch_sharding",))
 def train_block(state: TrainState, dataset: Dataset | jax.Array, batch_indices: jax.Array, key: jax.Array,
-               batch_sharding: jax.sharding.Sharding | None = None,
-               unroll: bool = False) -> tuple[TrainState, Metrics]:
+               batch_sharding: jax.sharding.Sharding | None = None) -> tuple[TrainState, Metrics]:
     """Runs len(batch_indices) train steps as one compiled call (lax.scan).
 
-    unroll=True compiles the steps as straight-line code instead of a loop: XLA:CPU runs
-    convolutions inside loops about 20x slower (measured, benchmarks/), so conv models
-    use it with small blocks (train.steps_per_call).
     dataset: the device-resident training set, uint8 images (N, ...) with labels (N,) for
     conditional models (a Dataset), or bare images; batch_indices: (S, B).
     batch_sharding: for data parallelism, how each gathered batch is split over devices
@@ -122,7 +118,7 @@ def train_block(state: TrainState, dataset: Dataset | jax.Array, batch_indices: 
         return train_step_unjitted(state, batch, key)
 
     first_step = state.step
-    state, metrics = jax.lax.scan(body, state, batch_indices, unroll=unroll)
+    state, metrics = jax.lax.scan(body, state, batch_indices)
     sums = jax.tree.map(jnp.sum, metrics)
     finite = jnp.isfinite(metrics["loss"])
     sums["nonfinite_step"] = jnp.where(finite.all(), -1, first_step + 1 + jnp.argmin(finite))
@@ -154,7 +150,7 @@ def first_nonfinite_step(metrics: Metrics) -> int:
 def train_epoch(state: TrainState, dataset: Dataset | jax.Array, key: jax.Array, shuffle_key: jax.Array,
                 epoch: int, batch_size: int, steps_per_call: int = 0,
                 on_progress: Callable[[int], None] | None = None,
-                batch_sharding: jax.sharding.Sharding | None = None, unroll: bool = False,
+                batch_sharding: jax.sharding.Sharding | None = None,
                 stop_on_nonfinite: bool = True) -> tuple[TrainState, Metrics]:
     """One epoch on device in blocks of `steps_per_call` steps (0: the whole epoch in one call).
 
@@ -174,7 +170,7 @@ def train_epoch(state: TrainState, dataset: Dataset | jax.Array, key: jax.Array,
     block = steps_per_call or steps
     totals, done = None, 0
     for start in range(0, steps, block):
-        state, sums = train_block(state, dataset, indices[start:start + block], key, batch_sharding, unroll)
+        state, sums = train_block(state, dataset, indices[start:start + block], key, batch_sharding)
         totals, done = _accumulate(totals, sums), min(start + block, steps)
         if on_progress is not None:
             on_progress(done - start)

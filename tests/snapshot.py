@@ -43,8 +43,7 @@ def measure(name: str) -> dict[str, float | list[float]]:
     from fvae.data import Dataset
 
     val = Dataset(images[64:], labels[64:] if config.model.conditional else None)
-    bound = evaluate_bound(state, val, jax.random.key(2), 64, num_samples=config.objective.iwae_samples,
-                           unroll=config.train.unroll)
+    bound = evaluate_bound(state, val, jax.random.key(2), 64, num_samples=config.objective.iwae_samples)
     return {"losses": losses, "param_norm": float(optax.tree.norm(state.params)),
             "val_loss": float(bound["loss"]), "val_kl": float(bound["kl"])}
 

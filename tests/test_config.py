@@ -140,6 +140,18 @@ def test_saved_configs_from_before_a_key_existed_load_with_its_default():
     assert config.model.encoder_hidden == (300, 300)
 
 
+def test_saved_configs_with_a_retired_key_still_load():
+    from fvae.config import RETIRED_KEYS, with_defaults
+
+    saved = defaults().to_dict()
+    for key in RETIRED_KEYS:
+        section, name = key.split(".")
+        saved[section][name] = True
+    config = with_defaults(saved)
+    validate(config)
+    assert all(key.split(".")[1] not in config[key.split(".")[0]] for key in RETIRED_KEYS)
+
+
 def test_kl_warmup_epochs_become_steps_of_the_configured_epoch():
     from fvae.config import objective, steps_per_epoch
 

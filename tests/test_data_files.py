@@ -41,3 +41,47 @@ def test_debian_package_files_verify():
 def test_missing_manual_dir_is_reported(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         data_files.prepare(tmp_path / "tfds", tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("missing", ["importlib_resources", None])
+def test_a_missing_package_is_reported_as_such_and_only_data_failures_as_data_problems(tmp_path, missing):
+    """tfds imports some packages only while preparing (seen: importlib_resources) and wraps the
+    ImportError: that is a dependency problem, named with the package. A failure with no
+    ImportError behind it (here a network error) is a data problem, with the ways to get the data."""
+    from unittest import mock
+
+    import tensorflow_datasets as tfds
+
+    from fvae.errors import DependencyError
+
+    def failing_prepare(*args, **kwargs):
+        if missing:
+            try:
+                raise ModuleNotFoundError(f"No module named '{missing}'", name=missing)
+            except ModuleNotFoundError as err:
+                raise RuntimeError("Failed to construct dataset") from err
+        raise OSError("network is unreachable")
+
+    with mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", failing_prepare), \
+            mock.patch.object(data_files, "resolve_manual_dir", lambda manual_dir: None):
+        expected = DependencyError if missing else DataError
+        with pytest.raises(expected) as err:
+            data_files.prepare(tmp_path / "tfds")
+    message = str(err.value)
+    if missing:
+        assert "importlib_resources, which is not installed" in message and "pip install importlib_resources" in message
+        assert "Ways to provide" not in message and not isinstance(err.value, DataError)
+    else:
+        assert "network is unreachable" in message and "Ways to provide Fashion-MNIST" in message
+
+
+def test_tensorflow_datasets_that_cannot_be_imported_is_a_dependency_problem(monkeypatch):
+    import sys
+
+    from fvae.errors import DependencyError
+
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)  # import fails as if not installed
+    with pytest.raises(DependencyError, match="tensorflow_datasets, which is not installed"):
+        data_files.import_tfds()
+    with pytest.raises(DependencyError, match="not a problem with the data"):
+        data.load_split(data_files.DEFAULT_DATA_DIR, "test")

@@ -284,7 +284,7 @@ def test_a_damaged_latest_checkpoint_is_set_aside_and_the_previous_one_resumed(m
 def test_conv_config_trains_through_the_runner(mock_data_dir, tmp_path):
     config = small_config(mock_data_dir, 1, base=conv)
     config.data.train_subset, config.data.val_size, config.train.batch_size = 256, 300, 64
-    assert config.model.architecture == "conv" and config.train.unroll
+    assert config.model.architecture == "conv"
     summary = train_and_evaluate(config, tmp_path / "run", **QUIET)
     assert summary["epochs_trained"] == 1 and jnp.isfinite(summary["test_loss"])
     state, _ = final_state(config, tmp_path / "run")

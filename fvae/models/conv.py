@@ -1,5 +1,8 @@
 """Conv encoder and decoder (the "conv" architecture): stride-2 3x3 convolutions down to
-7x7 and back up, by transposed convolutions (Chollet's Keras VAE) or pixel shuffle."""
+7x7 and back up, by transposed convolutions (Chollet's Keras VAE) or pixel shuffle.
+
+The convolutions are fvae.models.conv_layers': matmuls on the CPU, the backend's own
+convolution elsewhere (`conv_impl`), with nn.Conv's and nn.ConvTranspose's parameters."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from fvae.data import IMAGE_SHAPE
+from fvae.models.conv_layers import Conv3x3, ConvTranspose3x3
 from fvae.models.mlp import NUM_PIXELS, hidden_layers, with_condition
 
 
@@ -20,12 +24,13 @@ class ConvEncoder(nn.Module):
     hidden: Sequence[int] = (16,)
     latents: int = 2
     dtype: Any = jnp.float32
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         h = x.reshape(x.shape[0], *IMAGE_SHAPE)  # (B, 28, 28, 1)
         for i, width in enumerate(self.channels):
-            h = nn.relu(nn.Conv(width, (3, 3), strides=2, padding="SAME", dtype=self.dtype, name=f"conv_{i}")(h))
+            h = nn.relu(Conv3x3(width, 2, self.conv_impl, self.dtype, name=f"conv_{i}")(h))
         h = with_condition(h.reshape(h.shape[0], -1), condition)  # (B, 7 * 7 * C [+ classes])
         h = hidden_layers(h, self.hidden, self.dtype)
         mean = nn.Dense(self.latents, dtype=self.dtype, name="mean")(h)
@@ -39,9 +44,6 @@ def pixel_shuffle(h: jax.Array, factor: int) -> jax.Array:
     c = channels // (factor * factor)
     h = h.reshape(b, height, width, factor, factor, c)
     return h.transpose(0, 1, 3, 2, 4, 5).reshape(b, height * factor, width * factor, c)
-
-
-UPSAMPLING = ("pixel_shuffle", "transpose")
 
 
 class ConvDecoder(nn.Module):
@@ -58,6 +60,7 @@ class ConvDecoder(nn.Module):
     params_per_pixel: int = 1
     upsample: str = "pixel_shuffle"
     dtype: Any = jnp.float32
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, z: jax.Array, condition: jax.Array | None = None) -> jax.Array:
@@ -68,11 +71,9 @@ class ConvDecoder(nn.Module):
         h = h.reshape(z.shape[0], side, side, self.channels[0])
         for i, width in enumerate(self.channels):
             if self.upsample == "transpose":
-                h = nn.ConvTranspose(width, (3, 3), strides=(2, 2), padding="SAME", dtype=self.dtype,
-                                     name=f"upsample_{i}")(h)
+                h = ConvTranspose3x3(width, self.conv_impl, dtype=self.dtype, name=f"upsample_{i}")(h)
             else:
-                h = pixel_shuffle(nn.Conv(4 * width, (3, 3), padding="SAME", dtype=self.dtype,
-                                          name=f"upsample_{i}")(h), 2)
+                h = pixel_shuffle(Conv3x3(4 * width, 1, self.conv_impl, self.dtype, name=f"upsample_{i}")(h), 2)
             h = nn.relu(h)
-        out = nn.Conv(self.params_per_pixel, (3, 3), padding="SAME", dtype=self.dtype, name="logits")(h)
+        out = Conv3x3(self.params_per_pixel, 1, self.conv_impl, self.dtype, name="logits")(h)
         return out.astype(jnp.float32).reshape(z.shape[0], NUM_PIXELS, self.params_per_pixel)
