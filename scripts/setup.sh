@@ -2,7 +2,7 @@
 # One-time set-up: virtual environment (.venv) with the pinned packages, then Fashion-MNIST
 # prepared through tensorflow-datasets. Safe to run again; finished steps are reused.
 #
-# Two tested sets of exact versions: requirements/py311.txt (Python 3.11, jax 0.10.2) and
+# Two tested sets of exact versions: requirements.txt (Python 3.11, jax 0.10.2) and
 # requirements/py312-py313.txt (Python 3.12 and 3.13, jax 0.12). The interpreter picks:
 #   bash scripts/setup.sh                                   # python3
 #   PYTHON=python3.13 bash scripts/setup.sh                 # another Python
@@ -22,11 +22,11 @@ if ! version=$(python_version "$PYTHON" 2>/dev/null); then
   exit 2
 fi
 case "$version" in
-  3.11) lock=requirements/py311.txt ;;
+  3.11) lock=requirements.txt ;;
   3.12 | 3.13) lock=requirements/py312-py313.txt ;;
   *)
     echo "setup: $PYTHON is Python $version, which fvae does not support. Supported: Python 3.11" \
-         "(jax 0.10.2, requirements/py311.txt) and Python 3.12 or 3.13 (jax 0.12," \
+         "(jax 0.10.2, requirements.txt) and Python 3.12 or 3.13 (jax 0.12," \
          "requirements/py312-py313.txt). Choose one, e.g. PYTHON=python3.13 bash scripts/setup.sh" >&2
     exit 2 ;;
 esac

@@ -108,6 +108,13 @@ def conv_transpose3x3_stride2(x: jax.Array, kernel: jax.Array, phases: str = "jo
     return out.transpose(0, 1, 3, 2, 4, 5).reshape(b, 2 * h, 2 * w, f)
 
 
+def _conv_parameters(module: nn.Module, x: jax.Array, features: int, dtype: Any) -> tuple:
+    """x, "kernel" (3, 3, C, F) and "bias" (F,) as nn.Conv / nn.ConvTranspose create them, in `dtype`."""
+    kernel = module.param("kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], features))
+    bias = module.param("bias", nn.initializers.zeros_init(), (features,))
+    return nn.dtypes.promote_dtype(x, kernel, bias, dtype=dtype)
+
+
 class Conv3x3(nn.Module):
     """nn.Conv(features, (3, 3), strides, padding="SAME") with the same parameters; `impl` above."""
 
@@ -118,9 +125,7 @@ class Conv3x3(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        x, kernel, bias = _conv_parameters(self, x, self.features, self.dtype)
         if use_matmul(self.impl):
             y = conv3x3(x, kernel, self.strides)
         else:
@@ -140,9 +145,7 @@ class ConvTranspose3x3(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features))
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        x, kernel, bias = _conv_parameters(self, x, self.features, self.dtype)
         if use_matmul(self.impl):
             y = conv_transpose3x3_stride2(x, kernel, self.phases)
         else:
