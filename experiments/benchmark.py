@@ -27,6 +27,7 @@ from absl import flags  # noqa: E402
 
 from experiments.configs import load as load_config  # noqa: E402
 from fvae import train  # noqa: E402
+from fvae.config import learning_rate  # noqa: E402
 from fvae.evaluate import evaluate_bound  # noqa: E402
 from fvae.models import architecture, build_model  # noqa: E402
 
@@ -59,23 +60,22 @@ def matmul_peak(size: int, repeats: int = 10) -> float:
     return 2 * size**3 / _best_time(lambda: matmul(a, b), repeats)
 
 
-def layer_matmul_ceiling(dims: list[int], batch_size: int, repeats: int = 5) -> float:
-    """FLOP/s of the training matmuls at this model's own shapes, timed alone.
+def layer_matmul_ceiling(fan_in: int, fan_out: int, batch_size: int, repeats: int = 5) -> float:
+    """FLOP/s of the training matmuls of one Dense layer at its own shape, timed alone.
 
-    For each Dense layer (fan_in -> fan_out) at batch B: forward (B,in)x(in,out), weight
+    For the layer (fan_in -> fan_out) at batch B: forward (B,in)x(in,out), weight
     gradient (in,B)x(B,out) and input gradient (B,out)x(out,in), 20 of each in one compiled
     call. Small matrices run below the large-square peak; this is the ceiling a training
     step made only of these products could reach.
     """
     total_flops, total_seconds = 0.0, 0.0
-    for fan_in, fan_out in zip(dims[:-1], dims[1:]):
-        for m, k, n in ((batch_size, fan_in, fan_out), (fan_in, batch_size, fan_out), (batch_size, fan_out, fan_in)):
-            a = jax.random.normal(jax.random.key(0), (20, m, k))
-            b = jax.random.normal(jax.random.key(1), (k, n))
-            products = jax.jit(lambda a, b: jax.lax.map(lambda x: x @ b, a))
-            jax.block_until_ready(products(a, b))
-            total_seconds += _best_time(lambda: products(a, b), repeats)
-            total_flops += 20 * 2 * m * k * n
+    for m, k, n in ((batch_size, fan_in, fan_out), (fan_in, batch_size, fan_out), (batch_size, fan_out, fan_in)):
+        a = jax.random.normal(jax.random.key(0), (20, m, k))
+        b = jax.random.normal(jax.random.key(1), (k, n))
+        products = jax.jit(lambda a, b: jax.lax.map(lambda x: x @ b, a))
+        jax.block_until_ready(products(a, b))
+        total_seconds += _best_time(lambda: products(a, b), repeats)
+        total_flops += 20 * 2 * m * k * n
     return total_flops / total_seconds
 
 
@@ -89,7 +89,7 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     key, shuffle_key = jax.random.key(1), jax.random.key(2)
 
     def fresh_state():
-        return train.create_train_state(model, jax.random.key(0), host_images[:1], config.train.learning_rate)
+        return train.create_train_state(model, jax.random.key(0), host_images[:1], learning_rate(config))
 
     steps = num_images // batch_size
     indices = train.epoch_batches(shuffle_key, 0, num_images, batch_size)
@@ -133,9 +133,8 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     ceiling_gflops = None
     dense = architecture(config).dense_layers(config.model)  # None: convs have no matmul-only ceiling.
     if dense:
-        ceiling_flops = sum(2 * batch_size * sum(a * b for a, b in zip(d[:-1], d[1:])) for d in dense)
-        ceiling_seconds = sum(2 * batch_size * sum(a * b for a, b in zip(d[:-1], d[1:]))
-                              / layer_matmul_ceiling(d, batch_size) for d in dense)
+        ceiling_flops = sum(2 * batch_size * a * b for a, b in dense)
+        ceiling_seconds = sum(2 * batch_size * a * b / layer_matmul_ceiling(a, b, batch_size) for a, b in dense)
         ceiling_gflops = ceiling_flops / ceiling_seconds / 1e9
 
     trained = steps * batch_size

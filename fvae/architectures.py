@@ -25,10 +25,16 @@ class Architecture(Component):
         """The VAE (an fvae.models.VAE) for config section `model` with this likelihood and prior."""
         raise NotImplementedError
 
-    def dense_layers(self, model) -> list[list[int]] | None:
-        """Widths of the dense stacks the model is made of (input ... output), for the
-        benchmark's matmul ceiling; None when it has other layers."""
+    def dense_layers(self, model) -> list[tuple[int, int]] | None:
+        """(fan_in, fan_out) of every Dense layer the model is made of, for the benchmark's
+        matmul ceiling; None when it has other layers."""
         return None
+
+
+def _dense_stacks(model, stacks: list[list[int]]) -> list[tuple[int, int]]:
+    """The Dense layers' (fan_in, fan_out) of MLP stacks (input, hidden..., output)."""
+    from fvae.models.mlp import dense_shapes
+    return [shape for widths in stacks for shape in dense_shapes(widths, model.gated)]
 
 
 def _models(module: str):
@@ -53,12 +59,13 @@ class MLP(Architecture):
     def build(self, model, likelihood, prior):
         mlp, vae = _models("mlp"), _models("vae")
         dtype, channels, classes = _common(model, likelihood)
-        return vae.VAE(mlp.Encoder(tuple(model.encoder_hidden), model.latents, dtype),
-                       mlp.Decoder(tuple(model.decoder_hidden), (mlp.NUM_PIXELS,), channels, dtype),
+        return vae.VAE(mlp.Encoder(tuple(model.encoder_hidden), model.latents, dtype, model.gated),
+                       mlp.Decoder(tuple(model.decoder_hidden), (mlp.NUM_PIXELS,), channels, dtype, model.gated),
                        likelihood, prior, classes)
 
-    def dense_layers(self, model) -> list[list[int]]:
-        return [[784, *model.encoder_hidden, 2 * model.latents], [model.latents, *model.decoder_hidden, 784]]
+    def dense_layers(self, model) -> list[tuple[int, int]]:
+        return _dense_stacks(model, [[784, *model.encoder_hidden, 2 * model.latents],
+                                     [model.latents, *model.decoder_hidden, 784]])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,9 +96,9 @@ class Conv(Architecture):
         conv, vae = _models("conv"), _models("vae")
         dtype, channels, classes = _common(model, likelihood)
         return vae.VAE(conv.ConvEncoder(tuple(self.conv_channels), tuple(model.encoder_hidden), model.latents, dtype,
-                                        self.conv_impl),
+                                        self.conv_impl, model.gated),
                        conv.ConvDecoder(tuple(reversed(self.conv_channels)), tuple(model.decoder_hidden), channels,
-                                        self.upsample, dtype, self.conv_impl),
+                                        self.upsample, dtype, self.conv_impl, model.gated),
                        likelihood, prior, classes)
 
 
@@ -113,15 +120,16 @@ class Hierarchical(Architecture):
         mlp, hierarchical = _models("mlp"), _models("hierarchical")
         dtype, channels, _ = _common(model, likelihood)
         return hierarchical.HierarchicalVAE(
-            mlp.Encoder(tuple(model.encoder_hidden), model.latents, dtype),
-            mlp.Decoder(tuple(model.decoder_hidden), (mlp.NUM_PIXELS,), channels, dtype), likelihood, prior,
-            top_encoder=mlp.Encoder(tuple(model.encoder_hidden), self.top_latents, dtype),
-            prior_net=mlp.Encoder(tuple(model.decoder_hidden), model.latents, dtype))
+            mlp.Encoder(tuple(model.encoder_hidden), model.latents, dtype, model.gated),
+            mlp.Decoder(tuple(model.decoder_hidden), (mlp.NUM_PIXELS,), channels, dtype, model.gated),
+            likelihood, prior,
+            top_encoder=mlp.Encoder(tuple(model.encoder_hidden), self.top_latents, dtype, model.gated),
+            prior_net=mlp.Encoder(tuple(model.decoder_hidden), model.latents, dtype, model.gated))
 
-    def dense_layers(self, model) -> list[list[int]]:
+    def dense_layers(self, model) -> list[tuple[int, int]]:
         d1, d2 = model.latents, self.top_latents
-        return [[784, *model.encoder_hidden, 2 * d1], [784 + d1, *model.encoder_hidden, 2 * d2],
-                [d2, *model.decoder_hidden, 2 * d1], [d1 + d2, *model.decoder_hidden, 784]]
+        return _dense_stacks(model, [[784, *model.encoder_hidden, 2 * d1], [784 + d1, *model.encoder_hidden, 2 * d2],
+                                     [d2, *model.decoder_hidden, 2 * d1], [d1 + d2, *model.decoder_hidden, 784]])
 
 
 ARCHITECTURES = registry(MLP, Conv, Hierarchical)

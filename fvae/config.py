@@ -22,6 +22,7 @@ from fvae.priors import PRIORS
 from fvae.registry import section_fields
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
+LR_SCHEDULES = ("constant", "cosine")
 # Each named section: its registry (the class is chosen by the key beside it).
 COMPONENTS = {"likelihood": (LIKELIHOODS, "name"), "prior": (PRIORS, "name"), "model": (ARCHITECTURES, "architecture")}
 
@@ -43,6 +44,7 @@ def defaults() -> ml_collections.ConfigDict:
     config.model.decoder_hidden = (256, 512)  # dense layers (before the upsampling convs for "conv")
     config.model.latents = 32              # "hierarchical": the bottom layer z1
     config.model.conditional = False        # True: encoder and decoder see the class label (conditional VAE)
+    config.model.gated = False              # True: gated dense hidden units (VampPrior paper) instead of ReLU
     config.model.compute_dtype = "float32"  # or "bfloat16" (parameters and Adam state stay float32)
 
     config.likelihood = ml_collections.ConfigDict()
@@ -66,6 +68,7 @@ def defaults() -> ml_collections.ConfigDict:
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 128
     config.train.learning_rate = 1e-3
+    config.train.lr_schedule = "constant"  # or "cosine": from learning_rate down to 0 at train.max_epochs
     config.train.max_epochs = 200
     config.train.max_train_minutes = 0.0  # > 0: stop (like early stopping) once training took this long;
                                           # depends on machine speed: reproduce a run with max_epochs instead
@@ -185,6 +188,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
             problems.append(f"train.{name} must be >= 1, got {t[name]!r}")
     if not t.learning_rate > 0:
         problems.append(f"train.learning_rate must be > 0, got {t.learning_rate!r}")
+    if t.lr_schedule not in LR_SCHEDULES:
+        problems.append(f"train.lr_schedule must be one of {LR_SCHEDULES}, got {t.lr_schedule!r}")
     if t.max_train_minutes < 0:
         problems.append(f"train.max_train_minutes must be >= 0 (0: no limit), got {t.max_train_minutes!r}")
     if t.min_delta < 0:
@@ -265,3 +270,14 @@ def objective(config: ml_collections.ConfigDict):
     o = config.objective
     return Objective(beta=float(o.beta), warmup_steps=int(o.warmup_epochs * steps_per_epoch(config)),
                      free_bits=float(o.free_bits), iwae_samples=int(o.iwae_samples))
+
+
+def learning_rate(config: ml_collections.ConfigDict):
+    """Adam's learning rate a config describes: a float (constant), or an optax schedule of
+    the step (cosine decay from train.learning_rate to 0 over train.max_epochs epochs)."""
+    t = config.train
+    if t.lr_schedule == "constant":
+        return float(t.learning_rate)
+    import optax
+
+    return optax.cosine_decay_schedule(float(t.learning_rate), t.max_epochs * steps_per_epoch(config))

@@ -13,7 +13,7 @@ import numpy as np
 
 from fvae import data, runs
 from fvae.checkpoint import Checkpoints
-from fvae.config import objective
+from fvae.config import learning_rate, objective
 from fvae.likelihoods import build_likelihood
 from fvae.models import build_model
 from fvae.priors import build_prior
@@ -45,7 +45,7 @@ def load_splits(config: ml_collections.ConfigDict) -> data.Splits:
 def initial_state(config: ml_collections.ConfigDict) -> TrainState:
     """The run's freshly initialized TrainState (also the template that checkpoints restore into)."""
     return create_train_state(build_model(config), run_keys(config.seed)["init"],
-                              np.zeros((1, 784), np.uint8), config.train.learning_rate, objective(config))
+                              np.zeros((1, 784), np.uint8), learning_rate(config), objective(config))
 
 
 def conditioning_labels(config: ml_collections.ConfigDict, labels: np.ndarray) -> np.ndarray | None:

@@ -21,7 +21,7 @@ from jax.experimental import multihost_utils
 
 from fvae import data, parallel, plots, runs
 from fvae.checkpoint import Checkpoints
-from fvae.config import validate
+from fvae.config import learning_rate, validate
 from fvae.errors import Interrupted, UserError
 from fvae.evaluate import evaluate_bound, generate, reconstruct
 from fvae.experiment import initial_state, load_splits, model_inputs, run_keys, sample_labels, samples_title
@@ -209,6 +209,9 @@ def _run_epoch(state: TrainState, train: data.Dataset, val: data.Dataset, keys, 
     bad = sorted(k for k, v in record.items() if not math.isfinite(v))
     if bad:
         _raise_nonfinite(epoch, f"validation ({', '.join(bad)})", workdir)
+    schedule = learning_rate(config)
+    if callable(schedule):  # A decaying learning rate: the rate of the epoch's last step.
+        record["learning_rate"] = float(schedule(int(to_host(state.step)) - 1))
     record["seconds"] = time.perf_counter() - start
     return state, record
 

@@ -35,8 +35,9 @@ class TrainState(train_state.TrainState):
 
 
 def create_train_state(model: nn.Module, key: jax.Array, example_batch: jax.Array,
-                       learning_rate: float, objective: Objective = Objective()) -> TrainState:
-    """Initializes parameters from `key` and an Adam optimizer."""
+                       learning_rate: float | optax.Schedule, objective: Objective = Objective()) -> TrainState:
+    """Initializes parameters from `key` and an Adam optimizer (learning_rate: a constant, or an
+    optax schedule of the step, e.g. fvae.config.learning_rate(config))."""
     images = as_unit_interval(example_batch)
     params = model.init(key, images, jax.random.key(0), jnp.zeros(images.shape[:1], jnp.int32))["params"]
     return TrainState.create(apply_fn=model.apply, params=params, tx=optax.adam(learning_rate), objective=objective)

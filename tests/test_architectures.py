@@ -87,7 +87,7 @@ def test_every_pair_gives_consistent_codes_samples_and_pictures(architecture, pr
     dense = ARCHITECTURES[architecture].from_config(small_config(architecture, prior).model).dense_layers(
         small_config(architecture, prior).model)
     if dense:  # The benchmark's matmul ceiling: the parameters are exactly these dense stacks.
-        sizes = sum((a + 1) * b for stack in dense for a, b in zip(stack[:-1], stack[1:]))
+        sizes = sum((a + 1) * b for a, b in dense)
         own = sum(v.size for path, v in jax.tree_util.tree_leaves_with_path(variables["params"])
                   if "pseudo_inputs" not in jax.tree_util.keystr(path))
         assert own == sizes

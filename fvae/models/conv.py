@@ -25,6 +25,7 @@ class ConvEncoder(nn.Module):
     latents: int = 2
     dtype: Any = jnp.float32
     conv_impl: str = "auto"
+    gated: bool = False  # Gated dense layers (fvae.models.mlp.hidden_layers).
 
     @nn.compact
     def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
@@ -32,7 +33,7 @@ class ConvEncoder(nn.Module):
         for i, width in enumerate(self.channels):
             h = nn.relu(Conv3x3(width, 2, self.conv_impl, self.dtype, name=f"conv_{i}")(h))
         h = with_condition(h.reshape(h.shape[0], -1), condition)  # (B, 7 * 7 * C [+ classes])
-        h = hidden_layers(h, self.hidden, self.dtype)
+        h = hidden_layers(h, self.hidden, self.dtype, self.gated)
         mean = nn.Dense(self.latents, dtype=self.dtype, name="mean")(h)
         logvar = nn.Dense(self.latents, dtype=self.dtype, name="logvar")(h)
         return mean.astype(jnp.float32), logvar.astype(jnp.float32)
@@ -61,11 +62,12 @@ class ConvDecoder(nn.Module):
     upsample: str = "pixel_shuffle"
     dtype: Any = jnp.float32
     conv_impl: str = "auto"
+    gated: bool = False  # Gated dense layers (fvae.models.mlp.hidden_layers).
 
     @nn.compact
     def __call__(self, z: jax.Array, condition: jax.Array | None = None) -> jax.Array:
         h = with_condition(z, condition)
-        h = hidden_layers(h, self.hidden, self.dtype)
+        h = hidden_layers(h, self.hidden, self.dtype, self.gated)
         side = IMAGE_SHAPE[0] // 2 ** len(self.channels)  # 7 for two upsampling blocks
         h = nn.relu(nn.Dense(side * side * self.channels[0], dtype=self.dtype, name="project")(h))
         h = h.reshape(z.shape[0], side, side, self.channels[0])

@@ -23,27 +23,42 @@ def with_condition(h: jax.Array, condition: jax.Array | None) -> jax.Array:
     return h if condition is None else jnp.concatenate([h, condition.astype(h.dtype)], axis=-1)
 
 
-def hidden_layers(h: jax.Array, widths: Sequence[int], dtype: Any) -> jax.Array:
-    """ReLU dense layers "hidden_0", "hidden_1", ... of the calling (compact) module."""
+def hidden_layers(h: jax.Array, widths: Sequence[int], dtype: Any, gated: bool = False) -> jax.Array:
+    """Dense layers "hidden_0", "hidden_1", ... of the calling (compact) module: ReLU, or with
+    gated=True the gated units of the VampPrior paper (Tomczak and Welling, 2018), linear
+    values times sigmoid gates, h = (x W + b) * sigmoid(x V + c). A gated layer is one Dense
+    of 2 * width outputs (values, then gates): one matmul instead of two."""
     for i, width in enumerate(widths):
-        h = nn.relu(nn.Dense(width, dtype=dtype, name=f"hidden_{i}")(h))
+        if gated:
+            values, gates = jnp.split(nn.Dense(2 * width, dtype=dtype, name=f"hidden_{i}")(h), 2, axis=-1)
+            h = values * nn.sigmoid(gates)
+        else:
+            h = nn.relu(nn.Dense(width, dtype=dtype, name=f"hidden_{i}")(h))
     return h
+
+
+def dense_shapes(widths: Sequence[int], gated: bool = False) -> list[tuple[int, int]]:
+    """(fan_in, fan_out) of each Dense layer of a stack input -> hidden... -> output whose
+    hidden layers are made by `hidden_layers` (a gated layer has twice the outputs)."""
+    return [(a, 2 * b if gated and i < len(widths) - 2 else b) for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))]
 
 
 class Encoder(nn.Module):
     """MLP q(z|x): images (B, ...) -> posterior mean and log-variance, each (B, latents).
 
     dtype: the compute dtype of the layers (e.g. bfloat16); parameters and outputs stay float32.
+    gated: gated hidden units instead of ReLU (see hidden_layers).
     """
 
     hidden: Sequence[int] = (500,)
     latents: int = 20
     dtype: Any = jnp.float32
+    gated: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array, condition: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
         h = with_condition(x.reshape(x.shape[0], -1), condition)  # (B, 784 [+ classes])
-        h = hidden_layers(h, self.hidden, self.dtype)
+        h = hidden_layers(h, self.hidden, self.dtype, self.gated)
         mean = nn.Dense(self.latents, dtype=self.dtype, name="mean")(h)
         logvar = nn.Dense(self.latents, dtype=self.dtype, name="logvar")(h)
         return mean.astype(jnp.float32), logvar.astype(jnp.float32)
@@ -56,10 +71,11 @@ class Decoder(nn.Module):
     output_shape: Sequence[int] = (NUM_PIXELS,)
     params_per_pixel: int = 1
     dtype: Any = jnp.float32
+    gated: bool = False
 
     @nn.compact
     def __call__(self, z: jax.Array, condition: jax.Array | None = None) -> jax.Array:
         h = with_condition(z, condition)
-        h = hidden_layers(h, self.hidden, self.dtype)
+        h = hidden_layers(h, self.hidden, self.dtype, self.gated)
         out = nn.Dense(math.prod(self.output_shape) * self.params_per_pixel, dtype=self.dtype, name="logits")(h)
         return out.astype(jnp.float32).reshape(z.shape[0], *self.output_shape, self.params_per_pixel)
