@@ -28,7 +28,7 @@ from absl import flags  # noqa: E402
 from experiments.configs import load as load_config  # noqa: E402
 from fvae import train  # noqa: E402
 from fvae.config import learning_rate  # noqa: E402
-from fvae.evaluate import evaluate_bound  # noqa: E402
+from fvae.evaluate import IWAE_IMAGES_PER_CALL, evaluate_bound, iwae_chunk, iwae_log_likelihoods  # noqa: E402
 from fvae.models import architecture, build_model  # noqa: E402
 
 flags.DEFINE_list("configs", ["mlp500", "default"], "Config modules under experiments/configs.")
@@ -39,6 +39,9 @@ flags.DEFINE_integer("train_images", 55_000, "Training images per epoch (synthet
 flags.DEFINE_integer("epochs", 3, "Timed epochs per path (after one warm-up epoch).")
 flags.DEFINE_integer("batch_size", 0, "Override every config's batch size (0: keep the config's).")
 flags.DEFINE_integer("matmul_size", 2048, "Side of the square float32 matmul for the peak.")
+flags.DEFINE_integer("iwae_samples", 0, "> 0: also time IWAE evaluation with this many samples per image "
+                     "(as experiments.evaluate computes it), e.g. 5000.")
+flags.DEFINE_integer("iwae_images", 500, "Binary test images (synthetic) for the IWAE timing.")
 FLAGS = flags.FLAGS
 
 
@@ -148,6 +151,31 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     }
 
 
+def benchmark_iwae(name: str, num_samples: int, num_images: int) -> dict:
+    """Images/s of the IWAE estimate with `num_samples` samples per image, exactly as
+    experiments.evaluate runs it (fvae.evaluate.iwae_log_likelihoods with its default batch
+    and chunk sizes), after one compiling call; FLOPs per image from XLA's cost analysis of
+    one chunk of samples for one call's batch of images."""
+    config = load_config(name, FLAGS.set)
+    images = (np.random.default_rng(0).random((num_images, 784)) < 0.3).astype(np.uint8) * 255
+    images = jax.device_put(images)
+    state = train.create_train_state(build_model(config), jax.random.key(0), images[:1], 1e-3)
+    key, chunk = jax.random.key(1), iwae_chunk(num_samples)
+    jax.block_until_ready(iwae_log_likelihoods(state, images[:IWAE_IMAGES_PER_CALL], key, num_samples))
+    seconds = _best_time(lambda: iwae_log_likelihoods(state, images, key, num_samples), 1)
+    batch = images[:IWAE_IMAGES_PER_CALL].astype(np.float32) / 255
+
+    def chunk_log_weights(state, x, key):
+        return state.apply_fn({"params": state.params}, x, key, None, chunk).log_weights
+
+    cost = jax.jit(chunk_log_weights).lower(state, batch, key).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return {"config": name + "".join(f" {o}" for o in FLAGS.set), "iwae_samples": num_samples,
+            "images": num_images, "seconds": seconds, "images_per_second": num_images / seconds,
+            "minutes_per_10k_images": 10_000 / (num_images / seconds) / 60,
+            "flops_per_image": float(cost["flops"]) * (num_samples // chunk) / IWAE_IMAGES_PER_CALL}
+
+
 def _percent(gflops: float | None, peak: float) -> str:
     return "n/a" if gflops is None else f"{100 * gflops / peak:.0f}%"
 
@@ -169,6 +197,14 @@ def markdown(report: dict) -> str:
             f"{_percent(r['model_shape_matmul_gflops'], report['matmul_peak_gflops'])} | "
             f"{r['step_images_per_second']:.0f} | "
             f"{r['step_seconds_per_epoch']:.2f} | {r['eval_images_per_second']:.0f} |")
+    if report.get("iwae"):
+        lines += ["", "IWAE evaluation (as experiments.evaluate runs it):", "",
+                  "| config | K | images timed | img/s | minutes per 10,000 images | GFLOP/img | % of peak |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in report["iwae"]:
+            lines.append(f"| {r['config']} | {r['iwae_samples']} | {r['images']} | {r['images_per_second']:.1f} | "
+                         f"{r['minutes_per_10k_images']:.1f} | {r['flops_per_image'] / 1e9:.2f} | "
+                         f"{100 * r['fraction_of_peak']:.0f}% |")
     return "\n".join(lines) + "\n"
 
 
@@ -181,10 +217,16 @@ def main(argv):
         result["fraction_of_peak"] = result["flops_per_image"] * result["fast_images_per_second"] / peak
         results.append(result)
         print(json.dumps(result))
+    iwae = []
+    for name in FLAGS.configs if FLAGS.iwae_samples else ():
+        result = benchmark_iwae(name, FLAGS.iwae_samples, FLAGS.iwae_images)
+        result["fraction_of_peak"] = result["flops_per_image"] * result["images_per_second"] / peak
+        iwae.append(result)
+        print(json.dumps(result))
     report = {"backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind),
               "devices": jax.device_count(), "machine": platform.machine(),
               "date": time.strftime("%Y-%m-%d"), "jax": jax.__version__,
-              "matmul_peak_gflops": peak / 1e9, "results": results}
+              "matmul_peak_gflops": peak / 1e9, "results": results, "iwae": iwae}
     out = Path(FLAGS.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmark.json").write_text(json.dumps(report, indent=2) + "\n")

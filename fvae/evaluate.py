@@ -110,6 +110,18 @@ def generate(state: TrainState, key: jax.Array, num: int, labels: jax.Array | No
     return _apply(state, key, num, labels, method="generate")
 
 
+def generate_many(state: TrainState, key: jax.Array, num: int, labels: jax.Array | None = None,
+                  batch_size: int = 1000) -> jax.Array:
+    """Pixel means (num, 784) of `num` prior samples, decoded batch_size at a time (bounded
+    memory; batch i uses fold_in(key, i)). labels (num,): the classes of a conditional model."""
+    parts = []
+    for i, start in enumerate(range(0, num, batch_size)):
+        size = min(batch_size, num - start)
+        parts.append(generate(state, jax.random.fold_in(key, i), size,
+                              None if labels is None else labels[start:start + size]))
+    return jnp.concatenate(parts)
+
+
 def importance_weighted_log_likelihood(key: jax.Array, log_weights: Callable[[jax.Array, int], jax.Array],
                                        num_samples: int, sample_chunk: int) -> jax.Array:
     """IWAE estimate of log p(x) per image: (B,), log (1/K) sum_k w_k with K = num_samples.
@@ -141,16 +153,28 @@ def _batch_log_likelihoods(state: TrainState, batch: jax.Array, labels: jax.Arra
         sample_chunk)
 
 
+# How the IWAE estimate is computed by default: images per compiled call, samples per chunk
+# (at most; a chunk must divide K). Memory holds one call's images x one chunk of decoder outputs.
+IWAE_IMAGES_PER_CALL = 100
+IWAE_SAMPLES_PER_CHUNK = 100
+
+
+def iwae_chunk(num_samples: int) -> int:
+    """The default chunk of samples for K = num_samples: the largest divisor of K up to IWAE_SAMPLES_PER_CHUNK."""
+    return max(c for c in range(1, min(num_samples, IWAE_SAMPLES_PER_CHUNK) + 1) if num_samples % c == 0)
+
+
 def iwae_log_likelihoods(state: TrainState, dataset: Dataset | jax.Array, key: jax.Array, num_samples: int = 1000,
-                         batch_size: int = 100, sample_chunk: int = 100) -> jax.Array:
+                         batch_size: int = IWAE_IMAGES_PER_CALL, sample_chunk: int = 0) -> jax.Array:
     """Per-image IWAE estimates of log p(x) in nats: (N,) (lower bounds on log p(x) in expectation).
 
     Uses the model's own likelihood and prior (N(0, I) or VampPrior). One compiled call
     per batch of images, dispatched without waiting (batch i uses fold_in(key, i)); memory
     is bounded by batch_size * sample_chunk decoder outputs; the last batch is padded and
     the padding dropped. dataset: images, or a Dataset whose labels (N,) a conditional
-    model reads (then it is log p(x | label)).
+    model reads (then it is log p(x | label)). sample_chunk 0: iwae_chunk(num_samples).
     """
+    sample_chunk = sample_chunk or iwae_chunk(num_samples)
     images, labels = as_dataset(dataset)
     batches, _ = _padded_batches(images, batch_size)
     label_batches = None if labels is None else _padded_batches(labels, batch_size)[0]
@@ -161,7 +185,7 @@ def iwae_log_likelihoods(state: TrainState, dataset: Dataset | jax.Array, key: j
 
 
 def iwae_nll(state: TrainState, dataset: Dataset | jax.Array, key: jax.Array, num_samples: int = 1000,
-             batch_size: int = 100, sample_chunk: int = 100) -> jax.Array:
+             batch_size: int = IWAE_IMAGES_PER_CALL, sample_chunk: int = 0) -> jax.Array:
     """Mean IWAE estimate of -log p(x) in nats per image over a split (see iwae_log_likelihoods)."""
     return -jnp.mean(iwae_log_likelihoods(state, dataset, key, num_samples, batch_size, sample_chunk))
 

@@ -42,6 +42,24 @@ def load_splits(config: ml_collections.ConfigDict) -> data.Splits:
         test=splits.test._replace(images=likelihood.evaluation_images(splits.test.images, 2)))
 
 
+def stored_split(config: ml_collections.ConfigDict, split: str) -> data.Dataset:
+    """A whole split as stored ("train": all 60,000 images, no validation hold-out), grey
+    uint8 images (N, 784) with labels: what the sample-quality classifier trains and scores on."""
+    stored = data.load_split(data.prepare(config.data.data_dir or None, config.data.manual_dir or None), split)
+    return data.Dataset(stored.images.reshape(stored.num_examples, -1), stored.labels)
+
+
+def sample_quality_classifier(config: ml_collections.ConfigDict, folder: str | Path | None = None, log=print):
+    """The parameters of fvae's Fashion-MNIST classifier (fvae.classifier) for this config's
+    data: read from `folder` (default: DATA_DIR/fvae_classifier), trained on all training
+    images and saved there first if missing."""
+    from fvae.classifier import cached_classifier
+    from fvae.data_files import resolve_data_dir
+
+    folder = folder or resolve_data_dir(config.data.data_dir or None) / "fvae_classifier"
+    return cached_classifier(folder, lambda: stored_split(config, "train"), log=log)
+
+
 def initial_state(config: ml_collections.ConfigDict) -> TrainState:
     """The run's freshly initialized TrainState (also the template that checkpoints restore into)."""
     return create_train_state(build_model(config), run_keys(config.seed)["init"],

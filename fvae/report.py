@@ -13,19 +13,23 @@ import numpy as np
 
 from fvae import data, plots, runs
 from fvae.errors import ConfigError
-from fvae.evaluate import (decode_pixel_means, dataset_codes, evaluate_bound, generate, iwae_log_likelihoods,
-                           latent_statistics, reconstruct)
+from fvae.evaluate import (decode_pixel_means, dataset_codes, evaluate_bound, generate, generate_many,
+                           iwae_log_likelihoods, latent_statistics, reconstruct)
 from fvae.likelihoods import bits_per_dim, build_likelihood
 from fvae.representations import knn_accuracy, linear_probe_accuracy
 from fvae.experiment import (conditioning_labels, load_run_state, load_splits, model_inputs, run_keys,
-                             sample_labels, samples_title)
+                             sample_labels, sample_quality_classifier, samples_title, stored_split)
+from fvae.sample_quality import class_accuracy, frechet_distance_of_images
 
 EVAL_DIR = "eval"
 
 
 def evaluate_run(workdir: str | Path, iwae_samples=(1000,), split: str = "test", limit: int = 0,
-                 overwrite: bool = False, log=print) -> dict:
-    """Computes every metric and picture of a run into RUN/eval; returns the metrics."""
+                 overwrite: bool = False, log=print, classifier_dir: str | Path | None = None) -> dict:
+    """Computes every metric and picture of a run into RUN/eval; returns the metrics.
+
+    classifier_dir: where the sample-quality classifier is kept (default: in the data directory).
+    """
     workdir = Path(workdir)
     out = workdir / EVAL_DIR
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -55,9 +59,8 @@ def evaluate_run(workdir: str | Path, iwae_samples=(1000,), split: str = "test",
     metrics["seconds_elbo_and_latents"] = time.perf_counter() - start
     for k in iwae_samples:
         start = time.perf_counter()
-        per_image = -np.asarray(iwae_log_likelihoods(
-            state, inputs, jax.random.fold_in(keys["eval"], k), num_samples=k, batch_size=100,
-            sample_chunk=math.gcd(k, 100)), np.float64)
+        per_image = -np.asarray(iwae_log_likelihoods(state, inputs, jax.random.fold_in(keys["eval"], k),
+                                                     num_samples=k), np.float64)
         nll = float(np.mean(per_image))
         metrics[f"iwae_nll_k{k}"] = nll
         # Standard error of the mean over the images (their spread, plus the Monte Carlo noise).
@@ -80,11 +83,37 @@ def evaluate_run(workdir: str | Path, iwae_samples=(1000,), split: str = "test",
     metrics["knn5_accuracy"] = knn_accuracy(train_codes, train_labels, test_codes, test_labels)
     metrics["seconds_probes"] = time.perf_counter() - start
 
+    start = time.perf_counter()
+    metrics.update(sample_quality(state, config, keys["sample"], limit or splits.test.num_examples, classifier_dir,
+                                  log))
+    metrics["seconds_sample_quality"] = time.perf_counter() - start
+    log(f"Sample quality: Frechet distance {metrics['frechet_distance']:.2f} to {metrics['frechet_distance_images']} "
+        "test images in fvae classifier features" + (f", class-conditional accuracy "
+                                                      f"{metrics['class_conditional_accuracy']:.3f}"
+                                                      if "class_conditional_accuracy" in metrics else ""))
+
     pictures = _pictures(state, config, splits, test_codes, keys, workdir, out, metrics["kl_per_dimension"])
     runs.write_json(out / "metrics.json", metrics)
     (out / "report.md").write_text(_report(workdir, metrics, pictures))
     log(f"ELBO {metrics['elbo_loss']:.2f} nats, active units {metrics['active_units']}/{config.model.latents}, "
         f"probe {metrics['linear_probe_accuracy']:.3f}, kNN {metrics['knn5_accuracy']:.3f}. Report: {out / 'report.md'}")
+    return metrics
+
+
+def sample_quality(state, config, key, num: int, classifier_dir=None, log=print) -> dict:
+    """Frechet distance between `num` prior samples (pixel means) and the first `num` grey
+    test images in the features of fvae's classifier, the classifier's accuracy on those test
+    images, and for conditional models its accuracy on `num` class-conditional samples
+    (labels cycling through the classes). See fvae.sample_quality."""
+    classifier = sample_quality_classifier(config, classifier_dir, log)
+    test = stored_split(config, "test").take(num)
+    labels = sample_labels(config, num)
+    samples = generate_many(state, key, num, labels)
+    metrics = {"frechet_distance": frechet_distance_of_images(classifier, samples, test.images),
+               "frechet_distance_images": num,
+               "classifier_test_accuracy": class_accuracy(classifier, test.images, test.labels)}
+    if labels is not None:
+        metrics["class_conditional_accuracy"] = class_accuracy(classifier, samples, labels)
     return metrics
 
 

@@ -46,6 +46,17 @@ def write_json(path: str | Path, value: Any) -> None:
     os.replace(tmp, path)
 
 
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Writes a file atomically: to a temporary file, then renamed over `path`."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 def read_json(path: str | Path) -> Any:
     with open(path) as f:
         return json.load(f)
@@ -71,6 +82,13 @@ def start(workdir: str | Path, config: dict, resume: bool, write: bool = True) -
         given = flatten(_to_json(with_defaults(_to_json(config)).to_dict()))
         differences = sorted(k for k in set(stored) | set(given)
                              if stored.get(k) != given.get(k) and k not in RESUMABLE_CHANGES)
+        if stored.get("train.lr_schedule") != "constant" and stored.get("train.max_epochs") != given.get(
+                "train.max_epochs"):
+            raise RunDirError(
+                f"Cannot resume {workdir} with train.max_epochs {given.get('train.max_epochs')!r} instead of "
+                f"{stored.get('train.max_epochs')!r}: its learning rate follows a {stored.get('train.lr_schedule')!r} "
+                "schedule laid out over train.max_epochs, which would jump. Resume with the run's max_epochs, or "
+                "start a new run directory.")
         if differences:
             lines = "\n".join(f"  {k}: run has {stored.get(k)!r}, given {given.get(k)!r}" for k in differences)
             raise RunDirError(f"Cannot resume {workdir} with a different config:\n{lines}\n"

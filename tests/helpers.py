@@ -1,8 +1,11 @@
 """Small models, synthetic data and data-file surgery shared by the tests."""
 
+import atexit
 import contextlib
 import gzip
+import shutil
 import struct
+import tempfile
 import zlib
 from pathlib import Path
 from unittest import mock
@@ -100,5 +103,18 @@ def mock_fashion_mnist(sizes: dict[str, int] = MOCK_SIZES):
         return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
 
     with tfds.testing.mock_data(as_dataset_fn=as_dataset), \
-            mock.patch.object(data, "prepare", lambda data_dir=None, manual_dir=None: Path(data_dir or ".")):
+            mock.patch.object(data, "prepare", lambda data_dir=None, manual_dir=None: Path(data_dir or ".")), \
+            mock.patch.object(data_files, "resolve_data_dir", lambda data_dir=None: _mock_data_root()):
         yield
+
+
+_MOCK_ROOT = []
+
+
+def _mock_data_root() -> Path:
+    """Where files kept "in the data directory" go under the mock (the sample-quality classifier
+    trained on the mock data): one temporary folder per process, removed when it exits."""
+    if not _MOCK_ROOT:
+        _MOCK_ROOT.append(Path(tempfile.mkdtemp(prefix="fvae-mock-data-")))
+        atexit.register(shutil.rmtree, _MOCK_ROOT[0], True)
+    return _MOCK_ROOT[0]

@@ -7,6 +7,7 @@ bound with the config's K) on another fixed batch. `tests/test_snapshot.py` chec
 config against the recorded values to 1e-5 relative.
 
     python -m tests.snapshot --write     # record tests/snapshots/configs.json (before a refactor)
+    python -m tests.snapshot --write gated_vae gated_vampprior   # record (or re-record) only these
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ SNAPSHOT = Path(__file__).resolve().parent / "snapshots" / "configs.json"
 
 def measure(name: str) -> dict[str, float | list[float]]:
     from experiments import configs
-    from fvae.config import objective
+    from fvae.config import learning_rate, objective
     from fvae.evaluate import evaluate_bound
     from fvae.models import build_model
     from fvae.train import create_train_state, train_step
@@ -35,7 +36,7 @@ def measure(name: str) -> dict[str, float | list[float]]:
     images, labels = images.reshape(128, 784), labels.astype(np.int32)
     train_batch = {"image": images[:64], "label": labels[:64]} if config.model.conditional else images[:64]
     state = create_train_state(build_model(config), jax.random.key(config.seed), images[:1],
-                               config.train.learning_rate, objective(config))
+                               learning_rate(config), objective(config))
     losses = []
     for _ in range(3):
         state, metrics = train_step(state, train_batch, jax.random.key(1))
@@ -51,9 +52,15 @@ def measure(name: str) -> dict[str, float | list[float]]:
 def main(argv: list[str]) -> None:
     from experiments import configs
 
-    if argv[1:] != ["--write"]:
+    if argv[1:2] != ["--write"]:
         sys.exit(__doc__)
-    recorded = {name: measure(name) for name in configs.names()}
+    names = argv[2:] or configs.names()
+    unknown = sorted(set(names) - set(configs.names()))
+    if unknown:
+        sys.exit(f"unknown configs {unknown}; known: {configs.names()}")
+    recorded = json.loads(SNAPSHOT.read_text()) if argv[2:] else {}
+    recorded.update({name: measure(name) for name in names})
+    recorded = dict(sorted(recorded.items()))
     SNAPSHOT.write_text(json.dumps(recorded, indent=1) + "\n")
     print(f"wrote {SNAPSHOT} ({len(recorded)} configs)")
 

@@ -13,7 +13,7 @@ def test_benchmark_writes_its_report_and_counts_flops_right(tmp_path):
     """Runs the benchmark on tiny sizes: checks what it writes, never how fast it was."""
     result = subprocess.run(
         [sys.executable, "-m", "experiments.benchmark", "--configs=mlp500,conv_2d", "--train_images=1024", "--epochs=1",
-         "--matmul_size=256", f"--out={tmp_path}"],
+         "--matmul_size=256", "--iwae_samples=20", "--iwae_images=100", f"--out={tmp_path}"],
         cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "benchmark.json").read_text())
@@ -29,6 +29,13 @@ def test_benchmark_writes_its_report_and_counts_flops_right(tmp_path):
     assert 0 < row["fraction_of_peak"] < 2
     table = (tmp_path / "benchmark.md").read_text()
     assert "| mlp500 | 128 |" in table and "| conv_2d | 128 |" in table and "| n/a |" in table
+    # IWAE rows: K=20 samples in one chunk per call of 100 images: the decoder runs K times per
+    # image, the encoder once per chunk.
+    iwae = {r["config"]: r for r in report["iwae"]}
+    decoder, encoder = 2 * (20 * 500 + 500 * 784), 2 * (784 * 500 + 500 * 40)
+    assert iwae["mlp500"]["flops_per_image"] == pytest.approx(20 * decoder + encoder, rel=0.1)
+    assert iwae["mlp500"]["images"] == 100 and iwae["mlp500"]["images_per_second"] > 0
+    assert "| mlp500 | 20 | 100 |" in table
 
 
 @pytest.mark.slow

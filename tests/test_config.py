@@ -25,9 +25,10 @@ def problems_of(config) -> str:
 def test_every_bad_value_is_listed_in_one_message():
     config = defaults()
     config.train.batch_size, config.train.learning_rate, config.data.val_size = 0, -1.0, 60_000
-    config.model.compute_dtype, config.checkpoint.keep = "float16", 0
+    config.model.compute_dtype, config.checkpoint.keep, config.train.lr_schedule = "float16", 0, "linear"
     message = problems_of(config)
-    for key in ("train.batch_size", "train.learning_rate", "data.val_size", "model.compute_dtype", "checkpoint.keep"):
+    for key in ("train.batch_size", "train.learning_rate", "data.val_size", "model.compute_dtype", "checkpoint.keep",
+                "train.lr_schedule"):
         assert key in message
 
 
@@ -165,6 +166,21 @@ def test_kl_warmup_epochs_become_steps_of_the_configured_epoch():
     config.data.train_subset = 0  # All 55,000 training images: 429 steps of 128 per epoch.
     config.train.batch_size = 128
     assert objective(config).warmup_steps == 3 * (55_000 // 128)
+
+
+def test_cosine_learning_rate_falls_from_the_configured_rate_to_zero_at_max_epochs():
+    import math
+
+    from fvae.config import learning_rate
+
+    config = defaults()
+    config.data.train_subset, config.train.batch_size, config.train.max_epochs = 1000, 100, 4  # 40 steps
+    assert learning_rate(config) == config.train.learning_rate  # "constant": a plain float
+    config.train.lr_schedule = "cosine"
+    schedule = learning_rate(config)
+    for step in (0, 10, 20, 30, 40, 50):
+        expected = 0.5 * 1e-3 * (1 + math.cos(math.pi * min(step, 40) / 40))
+        assert float(schedule(step)) == pytest.approx(expected, abs=1e-9)
 
 
 def test_unknown_keys_name_the_nearest_valid_ones():

@@ -21,6 +21,32 @@ def test_encoder_and_decoder_work_alone():
     assert jax.tree.map(jnp.shape, params)["params"]["hidden_0"]["kernel"] == (784, 64)
 
 
+def test_gated_layers_multiply_linear_values_by_sigmoid_gates():
+    x = jax.random.uniform(jax.random.key(0), (3, 784))
+    encoder = Encoder(hidden=(6, 5), latents=2, gated=True)
+    params = encoder.init(jax.random.key(1), x)["params"]
+    assert params["hidden_0"]["kernel"].shape == (784, 12) and params["hidden_1"]["kernel"].shape == (6, 10)
+    h = np.asarray(x, np.float64)
+    for name, width in (("hidden_0", 6), ("hidden_1", 5)):  # Independent float64 forward pass.
+        pre = h @ np.asarray(params[name]["kernel"], np.float64) + np.asarray(params[name]["bias"], np.float64)
+        h = pre[:, :width] / (1 + np.exp(-pre[:, width:]))
+    mean = h @ np.asarray(params["mean"]["kernel"], np.float64) + np.asarray(params["mean"]["bias"], np.float64)
+    np.testing.assert_allclose(encoder.apply({"params": params}, x)[0], mean, rtol=1e-5, atol=1e-6)
+
+
+def test_gated_configs_build_gated_models_whose_dense_layers_the_benchmark_counts():
+    from fvae.architectures import ARCHITECTURES
+
+    for architecture in ("mlp", "hierarchical"):
+        config = defaults()
+        config.model.architecture, config.model.gated = architecture, True
+        config.model.encoder_hidden = config.model.decoder_hidden = (30, 20)
+        params = build_model(config).init(jax.random.key(0), jnp.zeros((2, 784)), jax.random.key(1))["params"]
+        layers = ARCHITECTURES[architecture].from_config(config.model).dense_layers(config.model)
+        assert sum(v.size for v in jax.tree.leaves(params)) == sum((a + 1) * b for a, b in layers)
+        assert (30, 40) in layers  # The second gated layer of 20 units: values and gates.
+
+
 @pytest.mark.slow
 def test_vae_shapes_for_both_configs():
     for config in (default.get_config(), mlp500.get_config()):

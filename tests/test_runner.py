@@ -95,6 +95,9 @@ def test_cli_produces_a_full_run_directory(mock_data_dir, tmp_path):
         assert key in history[0]
     test_metrics = json.loads((workdir / "test_metrics.json").read_text())
     assert test_metrics["test_loss"] == pytest.approx(test_metrics["test_reconstruction"] + test_metrics["test_kl"])
+    assert test_metrics["train_seconds_to_best_epoch"] == pytest.approx(
+        sum(r["seconds"] for r in history if r["epoch"] <= test_metrics["best_epoch"]))
+    assert "learning_rate" not in history[0]  # A constant rate is not logged.
     for picture in ("reconstructions.png", "samples.png"):
         assert (workdir / picture).stat().st_size > 10_000
     assert (workdir / "checkpoints" / "latest" / "2").is_dir()

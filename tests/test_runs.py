@@ -43,6 +43,16 @@ def test_resume_requires_a_run_and_the_same_config(tmp_path):
         runs.start(tmp_path / "run", {"seed": 0, "train": {"max_epochs": 9, "batch_size": 16}}, resume=True)
 
 
+def test_a_run_with_a_decaying_learning_rate_resumes_only_with_its_own_max_epochs(tmp_path):
+    config = {"seed": 0, "train": {"max_epochs": 5, "lr_schedule": "cosine", "patience": 3}}
+    runs.start(tmp_path / "run", config, resume=False)
+    runs.start(tmp_path / "run", {"seed": 0, "train": {"max_epochs": 5, "lr_schedule": "cosine", "patience": 9}},
+               resume=True)  # More patience: the schedule is unchanged.
+    with pytest.raises(runs.RunDirError, match="train.max_epochs 9 instead of 5.*'cosine' schedule"):
+        runs.start(tmp_path / "run", {"seed": 0, "train": {"max_epochs": 9, "lr_schedule": "cosine"}}, resume=True)
+    assert runs.load_config(tmp_path / "run").train.patience == 9
+
+
 def test_metrics_lines_round_trip_and_history_rewrite(tmp_path):
     runs.append_metrics(tmp_path, {"epoch": 1, "val_loss": 3.0})
     runs.append_metrics(tmp_path, {"epoch": 2, "val_loss": 2.0})
