@@ -25,6 +25,7 @@ from flax import serialization
 
 from fvae.data import NUM_CLASSES, Dataset
 from fvae.models.conv_layers import Conv3x3
+from fvae.train import as_unit_interval
 
 Params = dict
 # Part of the cache file's name: changing the network or its training must change it, so
@@ -62,11 +63,6 @@ class ClassifierSpec:
                 f"_lr{self.learning_rate:g}_features{self.features}.msgpack")
 
 
-def _unit(images: jax.Array) -> jax.Array:
-    """uint8 pixels -> [0, 1]; floats are taken as already in [0, 1]."""
-    return images.astype(jnp.float32) / 255.0 if jnp.issubdtype(images.dtype, jnp.integer) else images
-
-
 @functools.partial(jax.jit, static_argnames=("spec",))
 def train_classifier(images: jax.Array, labels: jax.Array, spec: ClassifierSpec = ClassifierSpec()) -> Params:
     """Parameters of a Classifier trained on images (N, 784) uint8 or [0, 1] with labels (N,):
@@ -82,7 +78,7 @@ def train_classifier(images: jax.Array, labels: jax.Array, spec: ClassifierSpec 
         params, opt_state = carry
 
         def loss_fn(params):
-            logits, _ = model.apply({"params": params}, _unit(images[indices]))
+            logits, _ = model.apply({"params": params}, as_unit_interval(images[indices]))
             return optax.softmax_cross_entropy_with_integer_labels(logits, labels[indices]).mean()
 
         grads = jax.grad(loss_fn)(params)
@@ -106,7 +102,7 @@ def classify(params: Params, images: jax.Array, batch_size: int = 1000) -> tuple
     padded = jnp.concatenate([images, jnp.zeros((-n % batch_size, *images.shape[1:]), images.dtype)])
     batches = padded.reshape(-1, batch_size, *images.shape[1:])
     _, (logits, feats) = jax.lax.scan(
-        lambda carry, batch: (carry, Classifier(features).apply({"params": params}, _unit(batch))), None, batches)
+        lambda carry, batch: (carry, Classifier(features).apply({"params": params}, as_unit_interval(batch))), None, batches)
     return logits.reshape(-1, NUM_CLASSES)[:n], feats.reshape(-1, features)[:n]
 
 

@@ -36,14 +36,7 @@ class RunDirError(UserError):
 
 def write_json(path: str | Path, value: Any) -> None:
     """Writes JSON atomically: to a temporary file, then renamed over `path`."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_bytes(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
