@@ -13,12 +13,13 @@ from fvae.report import evaluate_run
 from fvae.runner import train_and_evaluate
 
 COLUMNS = ("config", "likelihood", "test -log p(x), nats", "bits/dim", "neg. ELBO", "active units",
-           "probe acc.", "epochs (best/trained)", "train min")
+           "probe acc.", "sample Frechet distance", "epochs (best/trained)", "train min to best", "train min")
 
 
 def run_one(name: str, config: ml_collections.ConfigDict, workdir: Path, iwae_samples: int, eval_images: int,
             log=print) -> dict:
-    """Trains (or reuses / resumes) one config into workdir/name and evaluates it; returns its table row."""
+    """Trains (or reuses / resumes) one config into workdir/name and evaluates it; returns its table row
+    (name: the config's file name, or a variant's label)."""
     run_dir = workdir / name
     finished = (run_dir / runs.TEST_METRICS_FILE).is_file()
     if not finished:
@@ -34,7 +35,10 @@ def run_one(name: str, config: ml_collections.ConfigDict, workdir: Path, iwae_sa
         "bits/dim": bits, "neg. ELBO": metrics["elbo_loss"],
         "active units": f"{metrics['active_units']}/{config.model.latents}",
         "probe acc.": metrics["linear_probe_accuracy"],
+        "sample Frechet distance": metrics["frechet_distance"],
         "epochs (best/trained)": f"{summary['best_epoch']}/{summary['epochs_trained']}",
+        "train min to best": (summary["train_seconds_to_best_epoch"] / 60
+                              if "train_seconds_to_best_epoch" in summary else None),  # Older runs lack it.
         "train min": summary["train_seconds"] / 60,
     }
 

@@ -250,3 +250,16 @@ class EarlyStopping:
     @classmethod
     def from_dict(cls, values: dict) -> "EarlyStopping":
         return cls(**values)
+
+
+def replay_early_stopping(val_losses: list[float], patience: int, min_delta: float = 0.0) -> tuple[EarlyStopping, int]:
+    """(the stopper's final state, epochs trained) of a run with this patience whose validation
+    losses by epoch were val_losses: the runner's rule replayed on a recorded curve. Exact for
+    runs whose learning rate does not depend on when they stop (constant, or a schedule over
+    max_epochs), so one long run answers "what would patience P have cost or saved"."""
+    stopper = EarlyStopping(patience, min_delta)
+    for epoch, loss in enumerate(val_losses, start=1):
+        stopper.update(epoch, loss)
+        if stopper.should_stop:
+            return stopper, epoch
+    return stopper, len(val_losses)

@@ -118,3 +118,31 @@ def test_sweep_cli_parses_tuple_overrides_and_names_unknown_keys(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "unknown config key 'train.max_epoch'; nearest valid keys: train.max_epochs" in result.stderr
     assert not (tmp_path / "sweep" / "default").exists()
+
+
+@pytest.mark.slow
+def test_sweep_variants_run_one_config_with_their_own_overrides_under_their_labels(tmp_path):
+    tiny = ",".join(TINY + [f"data.data_dir={MOCK_DATA_DIR}"])
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.mock_cli", "experiments.sweep", "--workdir", str(tmp_path), "--set", tiny,
+         "--iwae_samples", "5", "--eval_images", "100", "--variant", "gated gated_vae",
+         "--variant", "relu gated_vae model.gated=False train.lr_schedule=constant"],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = runs.read_json(tmp_path / "results.json")
+    assert [row["config"] for row in rows] == ["gated", "relu"]
+    gated, relu = (runs.load_config(tmp_path / label) for label in ("gated", "relu"))
+    assert gated.model.gated and gated.train.lr_schedule == "cosine" and gated.train.max_epochs == 1  # --set first
+    assert not relu.model.gated and relu.train.lr_schedule == "constant"
+    assert all(row["sample Frechet distance"] > 0 and row["train min to best"] > 0 for row in rows)
+    assert "| gated | binarized_bernoulli |" in (tmp_path / "results.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant, message", [("lonely", "give a label"), ("a/b gated_vae", "give a label"),
+                                              ("x nope", "no config 'nope'")])
+def test_sweep_cli_rejects_a_malformed_variant_before_training(tmp_path, variant, message):
+    result = subprocess.run([sys.executable, "-m", "experiments.sweep", "--workdir", str(tmp_path / "sweep"),
+                             "--variant", variant], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and message in result.stderr
+    assert not (tmp_path / "sweep").exists()

@@ -81,6 +81,34 @@ def test_runs_load_as_a_table_with_histories(two_runs):
     assert list((two_runs / "latent8" / "tensorboard").glob("events.out.tfevents.*"))
 
 
+def test_patience_rows_replay_a_recorded_curve_with_its_epoch_times():
+    from experiments.patience import patience_rows
+
+    losses = [300, 250, 240, 241, 242, 239, 239.5, 240, 241, 238]
+    history = [{"epoch": e, "val_loss": v, "seconds": 6.0 * e} for e, v in enumerate(losses, start=1)]
+    short, long = patience_rows(history, [2, 50])
+    # Patience 2: epochs 4 and 5 fail to beat 240, so it stops after epoch 5 with epoch 3 best.
+    assert (short["epochs trained"], short["best epoch"], short["best val. loss"]) == (5, 3, 240)
+    assert short["train min"] == pytest.approx(6.0 * (1 + 2 + 3 + 4 + 5) / 60)
+    assert short["train min to best"] == pytest.approx(6.0 * (1 + 2 + 3) / 60)
+    assert (long["epochs trained"], long["best epoch"], long["best val. loss"]) == (10, 10, 238)
+
+
+@pytest.mark.slow
+def test_patience_cli_prints_a_row_per_patience_and_refuses_an_untrained_dir(two_runs, tmp_path):
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "experiments.patience", "--workdir", str(two_runs / "latent8"),
+                          "--patience", "1,5"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| 1 |") or line.startswith("| 5 |")]
+    assert len(rows) == 2 and "2 epochs recorded" in run.stdout
+    empty = subprocess.run([sys.executable, "-m", "experiments.patience", "--workdir", str(tmp_path)],
+                           cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert empty.returncode == 1 and "Traceback" not in empty.stderr and "no recorded epochs" in empty.stderr
+
+
 @pytest.mark.slow
 def test_compare_runs_notebook_executes(two_runs, monkeypatch):
     import nbformat

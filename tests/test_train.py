@@ -97,6 +97,20 @@ def test_early_stopping_on_a_synthetic_loss_sequence():
     assert restored == stopper
 
 
+def test_replaying_early_stopping_matches_a_brute_force_reading_of_the_curve():
+    rng = np.random.default_rng(0)
+    losses = list(300 - np.cumsum(rng.exponential(1.0, 200)) + rng.normal(0, 3.0, 200))
+    for patience in (1, 5, 20, 500):
+        stopper, trained = train.replay_early_stopping(losses, patience)
+        # Brute force: the first epoch that ends a run of `patience` epochs none of which beats
+        # the minimum of all epochs before that run.
+        expected = next((e for e in range(patience + 1, len(losses) + 1)
+                         if min(losses[e - patience:e]) >= min(losses[:e - patience])), len(losses))
+        best = int(np.argmin(losses[:expected])) + 1
+        assert (trained, stopper.best_epoch, stopper.best_loss) == (expected, best, losses[best - 1])
+    assert train.replay_early_stopping(losses, 500)[1] == len(losses)  # Never stops: trains them all.
+
+
 def family_state(objective=train.Objective(), seed=0, **overrides):
     """A small VAE of any family member: overrides are config keys like likelihood__name."""
     from fvae.config import defaults, validate
