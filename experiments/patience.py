@@ -12,6 +12,8 @@ to its own. Prints a markdown table.
 
 from __future__ import annotations
 
+import itertools
+
 from experiments import cli  # First: sets the TensorFlow log level.
 from absl import flags  # noqa: E402
 
@@ -24,7 +26,7 @@ def patience_rows(history: list[dict], patiences: list[int], min_delta: float = 
     """One row per patience: stop and best epochs, best validation loss, minutes to each."""
     from fvae.train import replay_early_stopping
 
-    minutes = [sum(r["seconds"] for r in history[:epoch]) / 60 for epoch in range(len(history) + 1)]
+    minutes = [seconds / 60 for seconds in itertools.accumulate((r["seconds"] for r in history), initial=0.0)]
     rows = []
     for patience in patiences:
         stopper, trained = replay_early_stopping([r["val_loss"] for r in history], patience, min_delta)
