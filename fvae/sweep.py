@@ -33,7 +33,7 @@ def run_one(name: str, config: ml_collections.ConfigDict, workdir: Path, iwae_sa
         "config": name, "likelihood": config.likelihood.name,
         "test -log p(x), nats": metrics[f"iwae_nll_k{iwae_samples}"],
         "bits/dim": bits, "neg. ELBO": metrics["elbo_loss"],
-        "active units": f"{metrics['active_units']}/{config.model.latents}",
+        "active units": f"{metrics['active_units']}/{metrics['latents']}",
         "probe acc.": metrics["linear_probe_accuracy"],
         "sample Frechet distance": metrics["frechet_distance"],
         "epochs (best/trained)": f"{summary['best_epoch']}/{summary['epochs_trained']}",

@@ -38,6 +38,20 @@ def prepared_data_dir(original_files, tmp_path_factory) -> Path:
     return data_files.prepare(tmp_path_factory.mktemp("tfds"), original_files)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def mock_data_dir_is_never_created():
+    """A test that loads data outside the mock (a forgotten `mock_data_dir` fixture, a
+    subprocess not run through tests.mock_cli) makes fvae prepare the real Fashion-MNIST
+    under the mock's name in the working directory: fail the session when that happens."""
+    from tests.helpers import MOCK_DATA_DIR
+
+    existed = MOCK_DATA_DIR.exists()
+    yield
+    assert existed or not MOCK_DATA_DIR.exists(), (
+        f"a test created {MOCK_DATA_DIR.resolve()}: it loaded data outside the mock (use the mock_data_dir fixture, "
+        "or run command lines through tests.mock_cli); delete the folder")
+
+
 @pytest.fixture
 def mock_data_dir():
     """While the test runs, Fashion-MNIST is the small mock of tests.helpers (served through tfds'

@@ -34,6 +34,7 @@ def test_gated_layers_multiply_linear_values_by_sigmoid_gates():
     np.testing.assert_allclose(encoder.apply({"params": params}, x)[0], mean, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_gated_configs_build_gated_models_whose_dense_layers_the_benchmark_counts():
     from fvae.architectures import ARCHITECTURES
 

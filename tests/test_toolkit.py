@@ -110,6 +110,58 @@ def test_patience_cli_prints_a_row_per_patience_and_refuses_an_untrained_dir(two
 
 
 @pytest.mark.slow
+def test_iwae_metrics_match_a_direct_computation_per_k_and_pair_each_k_with_the_largest(two_runs, mock_data_dir):
+    import statistics
+
+    import jax
+
+    from fvae.evaluate import iwae_log_likelihoods
+    from fvae.experiment import model_inputs, run_keys
+    from fvae.report import iwae_metrics
+
+    config, state = load_run_state(two_runs / "latent8")
+    inputs = jax.device_put(model_inputs(config, load_splits(config).test.take(100)))
+    key = run_keys(config.seed)["eval"]
+    metrics = iwae_metrics(state, inputs, key, [1, 4, 16], discrete=False, log=lambda _: None)
+    direct = {k: [-float(v) for v in iwae_log_likelihoods(state, inputs, jax.random.fold_in(key, k), num_samples=k)]
+              for k in (1, 4, 16)}
+    for k, values in direct.items():
+        assert metrics[f"iwae_nll_k{k}"] == pytest.approx(statistics.fmean(values), rel=1e-6)
+        assert metrics[f"iwae_nll_k{k}_stderr"] == pytest.approx(statistics.stdev(values) / 10, rel=1e-5)
+    for k in (1, 4):
+        gaps = [a - b for a, b in zip(direct[k], direct[16])]
+        assert metrics[f"iwae_nll_k{k}_minus_k16"] == pytest.approx(statistics.fmean(gaps), rel=1e-5, abs=1e-6)
+        assert metrics[f"iwae_nll_k{k}_minus_k16_stderr"] == pytest.approx(statistics.stdev(gaps) / 10, rel=1e-5)
+    assert "iwae_nll_k16_minus_k16" not in metrics
+    assert metrics["iwae_nll_k1_minus_k16"] > 3 * metrics["iwae_nll_k1_minus_k16_stderr"]  # The tighter bound.
+    # Each K has its own key: asked alone, K=4 gives the same number.
+    alone = iwae_metrics(state, inputs, key, [4], discrete=False, log=lambda _: None)
+    assert alone["iwae_nll_k4"] == metrics["iwae_nll_k4"] and not [k for k in alone if "minus" in k]
+
+
+@pytest.mark.slow
+def test_iwae_k_cli_prints_a_row_per_k_writes_json_and_refuses_bad_k(two_runs, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "k.json"
+    command = [sys.executable, "-m", "tests.mock_cli", "experiments.iwae_k", "--workdir", str(two_runs / "latent8")]
+    run = subprocess.run([*command, "--iwae_samples", "1,8", "--limit", "50", "--out", str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    stored = json.loads(out.read_text())
+    assert stored["images"] == 50 and {"iwae_nll_k1", "iwae_nll_k8", "iwae_nll_k1_minus_k8"} <= set(stored)
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| 1 |") or line.startswith("| 8 |")]
+    assert len(rows) == 2 and f"{stored['iwae_nll_k8']:.2f}" in rows[1]
+    before = sorted(p.name for p in (two_runs / "latent8").iterdir())
+    for bad, message in ((["--iwae_samples", "0,5"], "distinct values >= 1"), (["--iwae_samples", "a"], "whole numbers"),
+                         (["--limit", "1"], "standard error needs two")):
+        refused = subprocess.run([*command, *bad], cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr and message in refused.stderr
+    assert sorted(p.name for p in (two_runs / "latent8").iterdir()) == before
+
+
+@pytest.mark.slow
 def test_compare_runs_notebook_executes(two_runs, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
@@ -171,7 +223,9 @@ def test_hierarchical_vampprior_run_trains_and_evaluates_like_any_model(mock_dat
     assert summary["test_loss"] == pytest.approx(summary["test_reconstruction"] + summary["test_kl"])
     stored = evaluate_run(tmp_path / "run", iwae_samples=(1, 10), limit=200, log=lambda _: None,
                           classifier_dir=classifier_dir)
-    assert len(stored["kl_per_dimension"]) == 8 + 4  # Both layers' codes.
+    assert len(stored["kl_per_dimension"]) == stored["latents"] == 8 + 4  # Both layers' codes.
+    assert 0 <= stored["active_units"] <= 12
+    assert (tmp_path / "run" / "eval" / "latent_pca.png").is_file()  # 12-D codes: no 2-D manifold.
     _, state = load_run_state(tmp_path / "run")
     images = load_splits(config).test.images[:200]
     assert stored["iwae_nll_k10"] <= stored["iwae_nll_k1"] + bound_slack(state, images, None, 10)
