@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow (used by tfds) 
 
 from absl import app, logging  # noqa: E402
 
-from fvae.errors import Interrupted, UserError  # noqa: E402
+from fvae.errors import ConfigError, Interrupted, UserError  # noqa: E402
 
 
 def run(main: Callable[[list[str]], None], flags_parser: Callable | None = None) -> None:
@@ -29,3 +29,16 @@ def run(main: Callable[[list[str]], None], flags_parser: Callable | None = None)
             sys.exit(f"error: {err}")
 
     app.run(guarded, **({"flags_parser": flags_parser} if flags_parser else {}))
+
+
+def whole_numbers(values: list[str], flag: str, example: str, distinct: bool = False) -> list[int]:
+    """A list flag's values as whole numbers >= 1 (each once if `distinct`), or a ConfigError
+    naming the flag, what it takes (e.g. `example`) and what it got."""
+    given = ",".join(values)
+    try:
+        numbers = [int(v) for v in values]
+    except ValueError:
+        raise ConfigError(f"{flag} takes whole numbers, e.g. {example}; got {given}") from None
+    if not numbers or min(numbers) < 1 or (distinct and len(set(numbers)) != len(numbers)):
+        raise ConfigError(f"{flag} needs {'distinct ' if distinct else ''}values >= 1, e.g. {example}; got {given}")
+    return numbers

@@ -23,7 +23,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    evaluate_run(FLAGS.workdir, [int(k) for k in FLAGS.iwae_samples], FLAGS.split, FLAGS.limit, FLAGS.overwrite)
+    iwae_samples = cli.whole_numbers(FLAGS.iwae_samples, "--iwae_samples", "1000,5000", distinct=True)
+    evaluate_run(FLAGS.workdir, iwae_samples, FLAGS.split, FLAGS.limit, FLAGS.overwrite)
 
 
 if __name__ == "__main__":

@@ -46,12 +46,7 @@ def main(argv):
     from fvae.likelihoods import build_likelihood
     from fvae.report import iwae_metrics
 
-    try:
-        ks = [int(k) for k in FLAGS.iwae_samples]
-    except ValueError:
-        raise ConfigError(f"--iwae_samples takes whole numbers, e.g. 1,10,100,1000; got {','.join(FLAGS.iwae_samples)}")
-    if not ks or any(k < 1 for k in ks) or len(set(ks)) != len(ks):
-        raise ConfigError(f"--iwae_samples needs distinct values >= 1, got {','.join(FLAGS.iwae_samples)}")
+    ks = cli.whole_numbers(FLAGS.iwae_samples, "--iwae_samples", "1,10,100,1000", distinct=True)
     if FLAGS.limit < 0 or FLAGS.limit == 1:
         raise ConfigError(f"--limit must be 0 (all images) or >= 2 (a standard error needs two), got {FLAGS.limit}")
     config, state = load_run_state(FLAGS.workdir)

@@ -41,12 +41,7 @@ def main(argv):
     from fvae import runs
     from fvae.errors import ConfigError
 
-    try:
-        patiences = [int(p) for p in FLAGS.patience]
-    except ValueError:
-        raise ConfigError(f"--patience takes whole numbers of epochs, e.g. 10,50,100; got {','.join(FLAGS.patience)}")
-    if any(p < 1 for p in patiences):
-        raise ConfigError(f"--patience values must be >= 1, got {','.join(FLAGS.patience)}")
+    patiences = cli.whole_numbers(FLAGS.patience, "--patience", "10,50,100")
     history = runs.load_history(FLAGS.workdir)
     if not history:
         raise ConfigError(f"{FLAGS.workdir} has no recorded epochs (no metrics.jsonl): give a run directory "

@@ -94,6 +94,19 @@ def test_patience_rows_replay_a_recorded_curve_with_its_epoch_times():
     assert (long["epochs trained"], long["best epoch"], long["best val. loss"]) == (10, 10, 238)
 
 
+def test_whole_number_flags_are_parsed_once_for_every_script():
+    from experiments.cli import whole_numbers
+    from fvae.errors import ConfigError
+
+    assert whole_numbers(["1", "10", "10"], "--k", "1,10") == [1, 10, 10]
+    for values, distinct, message in ((["a"], False, "--k takes whole numbers, e.g. 1,10; got a"),
+                                      (["0", "5"], False, "--k needs values >= 1"),
+                                      ([], False, "--k needs values >= 1"),
+                                      (["5", "5"], True, "--k needs distinct values >= 1")):
+        with pytest.raises(ConfigError, match=message):
+            whole_numbers(values, "--k", "1,10", distinct)
+
+
 @pytest.mark.slow
 def test_patience_cli_prints_a_row_per_patience_and_refuses_an_untrained_dir(two_runs, tmp_path):
     import subprocess
