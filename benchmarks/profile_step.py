@@ -24,9 +24,9 @@ import jax
 import numpy as np
 
 from experiments.configs import load
-from fvae import train
-from fvae.config import objective
+from fvae import compute
 from fvae.models import build_model
+from fvae.run.assemble import objective
 
 
 def main() -> None:
@@ -40,13 +40,13 @@ def main() -> None:
     batch = config.train.batch_size
     images = jax.device_put(np.random.default_rng(0).integers(0, 256, (args.steps * batch, 784), np.uint8))
     indices = jax.numpy.arange(args.steps * batch).reshape(args.steps, batch)
-    state = train.create_train_state(build_model(config), jax.random.key(0), np.zeros((1, 784), np.uint8),
+    state = compute.create_train_state(build_model(config), jax.random.key(0), np.zeros((1, 784), np.uint8),
                                      config.train.learning_rate, objective(config))
-    state, metrics = train.train_block(state, images, indices, jax.random.key(1))  # Compiles.
+    state, metrics = compute.train_block(state, images, indices, jax.random.key(1))  # Compiles.
     jax.block_until_ready(metrics)
     with tempfile.TemporaryDirectory() as folder:
         with jax.profiler.trace(folder, create_perfetto_trace=True):
-            state, metrics = train.train_block(state, images, indices, jax.random.key(2))
+            state, metrics = compute.train_block(state, images, indices, jax.random.key(2))
             jax.block_until_ready(metrics)
         trace = json.loads(gzip.open(next(Path(folder).rglob("perfetto_trace.json.gz"))).read())
 

@@ -19,22 +19,22 @@ import platform
 import time
 from pathlib import Path
 
-from experiments import cli  # First: sets the TensorFlow log level.
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
+from experiments import cli  # First: sets the TensorFlow log level.
 from experiments.configs import load as load_config  # noqa: E402
-from fvae import train  # noqa: E402
-from fvae.config import learning_rate  # noqa: E402
-from fvae.evaluate import IWAE_IMAGES_PER_CALL, evaluate_bound, iwae_chunk, iwae_log_likelihoods  # noqa: E402
+from fvae import compute  # noqa: E402
+from fvae.compute.bounds import IWAE_IMAGES_PER_CALL, evaluate_bound, iwae_chunk, iwae_log_likelihoods  # noqa: E402
 from fvae.models import architecture, build_model  # noqa: E402
+from fvae.run.assemble import learning_rate  # noqa: E402
 
-flags.DEFINE_list("configs", ["mlp500", "default"], "Config modules under experiments/configs.")
+cli.define_config("default", "Only its --config.KEY=VALUE overrides are read here: they apply to every "
+                  "config of --configs.")
+flags.DEFINE_list("configs", ["mlp500", "default"], "Configs: names in experiments/configs or paths.")
 flags.DEFINE_string("out", "benchmarks", "Folder for benchmark.json and benchmark.md.")
-flags.DEFINE_multi_string("set", [], "Overrides for every config, comma-separated or repeated, e.g. "
-                          "--set train.steps_per_call=8,train.batch_size=256.")
 flags.DEFINE_integer("train_images", 55_000, "Training images per epoch (synthetic).")
 flags.DEFINE_integer("epochs", 3, "Timed epochs per path (after one warm-up epoch).")
 flags.DEFINE_integer("batch_size", 0, "Override every config's batch size (0: keep the config's).")
@@ -83,7 +83,7 @@ def layer_matmul_ceiling(fan_in: int, fan_out: int, batch_size: int, repeats: in
 
 
 def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
-    config = load_config(name, FLAGS.set)
+    config = load_config(name, cli.config_overrides())
     batch_size = FLAGS.batch_size or config.train.batch_size
     rng = np.random.default_rng(0)
     host_images = rng.integers(0, 256, (num_images, 784), dtype=np.uint8)
@@ -92,17 +92,17 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     key, shuffle_key = jax.random.key(1), jax.random.key(2)
 
     def fresh_state():
-        return train.create_train_state(model, jax.random.key(0), host_images[:1], learning_rate(config))
+        return compute.create_train_state(model, jax.random.key(0), host_images[:1], learning_rate(config))
 
     steps = num_images // batch_size
-    indices = train.epoch_batches(shuffle_key, 0, num_images, batch_size)
+    indices = compute.epoch_batches(shuffle_key, 0, num_images, batch_size)
     t = config.train
     block = t.steps_per_call or steps
 
     start = time.perf_counter()
-    train.train_block.lower(fresh_state(), images, indices[:block], key).compile()
+    compute.train_block.lower(fresh_state(), images, indices[:block], key).compile()
     compile_seconds = time.perf_counter() - start
-    step_cost = train.train_step.lower(fresh_state(), host_images[:batch_size], key).compile().cost_analysis()
+    step_cost = compute.train_step.lower(fresh_state(), host_images[:batch_size], key).compile().cost_analysis()
     step_cost = step_cost[0] if isinstance(step_cost, list) else step_cost
     flops_per_image = float(step_cost["flops"]) / batch_size
 
@@ -111,7 +111,8 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     fast_times = []
     for epoch in range(epochs + 1):
         begin = time.perf_counter()
-        state, metrics = train.train_epoch(state, images, key, shuffle_key, epoch, batch_size, t.steps_per_call)
+        state, metrics = compute.train_epoch(state, images, key, shuffle_key, epoch,
+                                             compute.EpochOptions(batch_size, t.steps_per_call))
         jax.block_until_ready(metrics)
         fast_times.append(time.perf_counter() - begin)
     fast_epoch = min(fast_times[1:])
@@ -120,11 +121,11 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     state = fresh_state()
     step_times = []
     for epoch in range(epochs + 1):
-        order = np.asarray(train.epoch_batches(shuffle_key, epoch, num_images, batch_size))
+        order = np.asarray(compute.epoch_batches(shuffle_key, epoch, num_images, batch_size))
         batches = [host_images[row] for row in order]
         begin = time.perf_counter()
         for batch in batches:
-            state, metrics = train.train_step(state, batch, key)
+            state, metrics = compute.train_step(state, batch, key)
         jax.block_until_ready(state.params)
         step_times.append(time.perf_counter() - begin)
     step_epoch = min(step_times[1:])
@@ -143,7 +144,8 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     trained = steps * batch_size
     return {
         "model_shape_matmul_gflops": ceiling_gflops,
-        "config": name + "".join(f" {o}" for o in FLAGS.set), "batch_size": batch_size, "compile_seconds": compile_seconds,
+        "config": name + "".join(f" {k}={v}" for k, v in cli.config_overrides().items()), "batch_size": batch_size,
+        "compile_seconds": compile_seconds,
         "flops_per_image": flops_per_image,
         "fast_seconds_per_epoch": fast_epoch, "fast_images_per_second": trained / fast_epoch,
         "step_seconds_per_epoch": step_epoch, "step_images_per_second": trained / step_epoch,
@@ -153,13 +155,13 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
 
 def benchmark_iwae(name: str, num_samples: int, num_images: int) -> dict:
     """Images/s of the IWAE estimate with `num_samples` samples per image, exactly as
-    experiments.evaluate runs it (fvae.evaluate.iwae_log_likelihoods with its default batch
+    experiments.evaluate runs it (fvae.compute.bounds.iwae_log_likelihoods with its default batch
     and chunk sizes), after one compiling call; FLOPs per image from XLA's cost analysis of
     one chunk of samples for one call's batch of images."""
-    config = load_config(name, FLAGS.set)
+    config = load_config(name, cli.config_overrides())
     images = (np.random.default_rng(0).random((num_images, 784)) < 0.3).astype(np.uint8) * 255
     images = jax.device_put(images)
-    state = train.create_train_state(build_model(config), jax.random.key(0), images[:1], 1e-3)
+    state = compute.create_train_state(build_model(config), jax.random.key(0), images[:1], 1e-3)
     key, chunk = jax.random.key(1), iwae_chunk(num_samples)
     jax.block_until_ready(iwae_log_likelihoods(state, images[:IWAE_IMAGES_PER_CALL], key, num_samples))
     seconds = _best_time(lambda: iwae_log_likelihoods(state, images, key, num_samples), 1)
@@ -170,7 +172,8 @@ def benchmark_iwae(name: str, num_samples: int, num_images: int) -> dict:
 
     cost = jax.jit(chunk_log_weights).lower(state, batch, key).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
-    return {"config": name + "".join(f" {o}" for o in FLAGS.set), "iwae_samples": num_samples,
+    return {"config": name + "".join(f" {k}={v}" for k, v in cli.config_overrides().items()),
+            "iwae_samples": num_samples,
             "images": num_images, "seconds": seconds, "images_per_second": num_images / seconds,
             "minutes_per_10k_images": 10_000 / (num_images / seconds) / 60,
             "flops_per_image": float(cost["flops"]) * (num_samples // chunk) / IWAE_IMAGES_PER_CALL}

@@ -14,17 +14,16 @@ import json
 import time
 from pathlib import Path
 
-from experiments import cli  # First: sets the TensorFlow log level.
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
-from experiments.configs import load  # noqa: E402
-from fvae import train  # noqa: E402
-from fvae.experiment import initial_state  # noqa: E402
-from fvae.runs import cpu_model  # noqa: E402
+from experiments import cli  # First: sets the TensorFlow log level.
+from fvae import compute  # noqa: E402
+from fvae.run.assemble import initial_state  # noqa: E402
+from fvae.run.rundir import cpu_model  # noqa: E402
 
-flags.DEFINE_string("config", "mlp500", "Config module under experiments/configs.")
+cli.define_config("mlp500")
 flags.DEFINE_list("steps_per_call", ["8", "0"], "Block sizes to compare (0: the whole epoch in one call).")
 flags.DEFINE_integer("train_images", 55_000, "Synthetic training images per epoch.")
 flags.DEFINE_integer("epochs", 5, "Timed epochs per setting (after one warm-up epoch).")
@@ -34,7 +33,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    config = load(FLAGS.config)
+    config = FLAGS.config
     batch = config.train.batch_size
     images = jax.device_put(np.random.default_rng(0).integers(0, 256, (FLAGS.train_images, 784), dtype=np.uint8))
     key, shuffle_key = jax.random.key(1), jax.random.key(2)
@@ -44,8 +43,8 @@ def main(argv):
             state, times = initial_state(config), []
             for epoch in range(FLAGS.epochs + 1):
                 begin = time.perf_counter()
-                state, metrics = train.train_epoch(state, images, key, shuffle_key, epoch, batch, block,
-                                                   stop_on_nonfinite=wait)
+                state, metrics = compute.train_epoch(state, images, key, shuffle_key, epoch,
+                                                     compute.EpochOptions(batch, block, stop_on_nonfinite=wait))
                 jax.block_until_ready(metrics)
                 times.append(time.perf_counter() - begin)
             best = min(times[1:])
@@ -58,7 +57,8 @@ def main(argv):
             "backend": jax.default_backend(), "rows": rows}
     (out / "nonfinite.json").write_text(json.dumps(meta, indent=2) + "\n")
     lines = [f"{meta['date']}, {meta['cpu']}, jax {meta['jax']} ({meta['backend']}); best of {FLAGS.epochs} epochs",
-             "", "| config | steps_per_call | waits for the NaN check | s/epoch | img/s |", "| --- | --- | --- | --- | --- |"]
+             "", "| config | steps_per_call | waits for the NaN check | s/epoch | img/s |",
+             "| --- | --- | --- | --- | --- |"]
     lines += [f"| {r['config']} | {r['steps_per_call'] or 'whole epoch'} | {'yes' if r['stop_on_nonfinite'] else 'no'} "
               f"| {r['seconds_per_epoch']:.3f} | {r['images_per_second']:.0f} |" for r in rows]
     (out / "nonfinite.md").write_text("\n".join(lines) + "\n")

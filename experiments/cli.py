@@ -1,25 +1,74 @@
-"""What every command-line script shares: absl's start-up, quiet library logs, and one way of
-reporting what the user can fix (fvae.errors.UserError: "error: <message>", exit status 1;
-a clean stop by SIGTERM/SIGINT: its message, exit status 130). Other exceptions are bugs and
-keep their tracebacks."""
+"""What every command-line script shares: absl's start-up, quiet library logs, one way to name
+a config and override its values, and one way of reporting what the user can fix
+(fvae.errors.UserError: "error: <message>", exit status 1; a clean stop by SIGTERM/SIGINT: its
+message, exit status 130). Other exceptions are bugs and keep their tracebacks.
+
+A config is named by `--config NAME_OR_PATH` (a file in experiments/configs, or any path) and
+its values overridden by `--config.KEY=VALUE`, in every script that takes one.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow (used by tfds) info logs off.
 
-from absl import app, logging  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
 
+from experiments import configs  # noqa: E402
 from fvae.errors import ConfigError, Interrupted, UserError  # noqa: E402
+from fvae.run.config import check_key  # noqa: E402
+
+FLAGS = flags.FLAGS
 
 
-def run(main: Callable[[list[str]], None], flags_parser: Callable | None = None) -> None:
-    """app.run(main) with the shared error handling."""
+def define_config(default: str, help_text: str = "Config: a name in experiments/configs or a .py path.") -> None:
+    """Defines --config (a name or a path) with its --config.KEY=VALUE overrides."""
+    config_flags.DEFINE_config_file("config", str(configs.path(default)), help_text, lock_config=True)
+
+
+def config_overrides() -> dict[str, Any]:
+    """The --config.KEY=VALUE values given, flattened, as the config flag parsed them."""
+    return dict(config_flags.get_override_values(FLAGS["config"]))
+
+
+def _config_args(argv: list[str]) -> list[str]:
+    """argv with --config NAME made a path, the --config flag put before its overrides (absl
+    needs it first), and every --config.KEY checked against the schema."""
+    rest, named, overrides = [argv[0]], [], []
+    args = iter(argv[1:])
+    for arg in args:
+        if arg == "--config":
+            arg = f"--config={next(args, '')}"
+        if arg.startswith("--config="):
+            named.append(f"--config={configs.path(arg.split('=', 1)[1])}")
+        elif arg.startswith("--config."):
+            check_key(arg[len("--config."):].split("=", 1)[0])
+            overrides.append(arg)
+        else:
+            rest.append(arg)
+    return [rest[0], *named, *overrides, *rest[1:]]
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing after _config_args: a bad config name or key is one error line."""
+    try:
+        argv = _config_args(argv)
+    except ConfigError as err:
+        sys.exit(f"error: {err}")
+    return app.parse_flags_with_usage(argv)
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+    """app.run(main) with the shared flag parsing and error handling."""
     def guarded(argv: list[str]) -> None:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO.
+        if len(argv) > 1:
+            sys.exit(f"error: unexpected arguments {argv[1:]}: every value is a --flag=value (see --help)")
         try:
             main(argv)
         except Interrupted as err:
@@ -28,7 +77,7 @@ def run(main: Callable[[list[str]], None], flags_parser: Callable | None = None)
         except UserError as err:
             sys.exit(f"error: {err}")
 
-    app.run(guarded, **({"flags_parser": flags_parser} if flags_parser else {}))
+    app.run(guarded, flags_parser=parse_flags)
 
 
 def whole_numbers(values: list[str], flag: str, example: str, distinct: bool = False) -> list[int]:

@@ -8,10 +8,10 @@ embedded), the pictures, and the latent codes (posterior means) with labels as .
 
 from __future__ import annotations
 
-from experiments import cli  # First: sets the TensorFlow log level.
 from absl import flags  # noqa: E402
 
-from fvae.report import evaluate_run  # noqa: E402
+from experiments import cli  # First: sets the TensorFlow log level.
+from fvae.run.report import evaluate_run  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Run directory to evaluate.", required=True)
 flags.DEFINE_list("iwae_samples", ["1000"], "Importance samples K for the IWAE bound (one estimate per K).")

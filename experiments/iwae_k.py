@@ -13,8 +13,15 @@ metrics as JSON. Nothing in the run directory changes.
 
 from __future__ import annotations
 
-from experiments import cli  # First: sets the TensorFlow log level.
+import jax  # noqa: E402
 from absl import flags  # noqa: E402
+
+from experiments import cli  # First: sets the TensorFlow log level.
+from fvae import files  # noqa: E402
+from fvae.errors import ConfigError  # noqa: E402
+from fvae.models.likelihoods import build_likelihood  # noqa: E402
+from fvae.run.assemble import load_run_state, load_splits, model_inputs, run_keys  # noqa: E402
+from fvae.run.report import iwae_metrics  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "A trained run directory.", required=True)
 flags.DEFINE_list("iwae_samples", ["1", "10", "100", "1000", "5000"], "The K to compare.")
@@ -27,7 +34,8 @@ FLAGS = flags.FLAGS
 def markdown_rows(metrics: dict, ks: list[int]) -> list[str]:
     """The table: one row per K, from iwae_metrics' flat metrics."""
     largest = max(ks)
-    lines = [f"| K | -log p(x) <= (nats) | +- | above K={largest} (paired) | seconds |", "| --- | --- | --- | --- | --- |"]
+    lines = [f"| K | -log p(x) <= (nats) | +- | above K={largest} (paired) | seconds |",
+             "| --- | --- | --- | --- | --- |"]
     for k in ks:
         gap = (f"{metrics[f'iwae_nll_k{k}_minus_k{largest}']:.2f} +- "
                f"{metrics[f'iwae_nll_k{k}_minus_k{largest}_stderr']:.2f}") if k != largest else "0"
@@ -38,14 +46,6 @@ def markdown_rows(metrics: dict, ks: list[int]) -> list[str]:
 
 def main(argv):
     del argv
-    import jax
-
-    from fvae import runs
-    from fvae.errors import ConfigError
-    from fvae.experiment import load_run_state, load_splits, model_inputs, run_keys
-    from fvae.likelihoods import build_likelihood
-    from fvae.report import iwae_metrics
-
     ks = cli.whole_numbers(FLAGS.iwae_samples, "--iwae_samples", "1,10,100,1000", distinct=True)
     if FLAGS.limit < 0 or FLAGS.limit == 1:
         raise ConfigError(f"--limit must be 0 (all images) or >= 2 (a standard error needs two), got {FLAGS.limit}")
@@ -60,7 +60,7 @@ def main(argv):
     print(f"{FLAGS.workdir}: IWAE bound on the first {evaluated.num_examples} {FLAGS.split} images")
     print("\n".join(markdown_rows(metrics, ks)))
     if FLAGS.out:
-        runs.write_json(FLAGS.out, metrics)
+        files.write_json(FLAGS.out, metrics)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import itertools
 
-from experiments import cli  # First: sets the TensorFlow log level.
 from absl import flags  # noqa: E402
+
+from experiments import cli  # First: sets the TensorFlow log level.
+from fvae.errors import ConfigError  # noqa: E402
+from fvae.run import rundir  # noqa: E402
+from fvae.run.stopping import replay_early_stopping  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "A run directory (its metrics.jsonl).", required=True)
 flags.DEFINE_list("patience", ["10", "20", "50", "100"], "Patiences to replay, in epochs.")
@@ -24,8 +28,6 @@ FLAGS = flags.FLAGS
 
 def patience_rows(history: list[dict], patiences: list[int], min_delta: float = 0.0) -> list[dict]:
     """One row per patience: stop and best epochs, best validation loss, minutes to each."""
-    from fvae.train import replay_early_stopping
-
     minutes = [seconds / 60 for seconds in itertools.accumulate((r["seconds"] for r in history), initial=0.0)]
     rows = []
     for patience in patiences:
@@ -38,15 +40,12 @@ def patience_rows(history: list[dict], patiences: list[int], min_delta: float = 
 
 def main(argv):
     del argv
-    from fvae import runs
-    from fvae.errors import ConfigError
-
     patiences = cli.whole_numbers(FLAGS.patience, "--patience", "10,50,100")
-    history = runs.load_history(FLAGS.workdir)
+    history = rundir.load_history(FLAGS.workdir)
     if not history:
         raise ConfigError(f"{FLAGS.workdir} has no recorded epochs (no metrics.jsonl): give a run directory "
                           "that has trained, e.g. runs/gated_vae")
-    config = runs.load_config(FLAGS.workdir)
+    config = rundir.load_config(FLAGS.workdir)
     own = config.train.patience
     rows = patience_rows(history, patiences, config.train.min_delta)
     print(f"{FLAGS.workdir}: {len(history)} epochs recorded, trained with patience {own}, "
@@ -55,7 +54,8 @@ def main(argv):
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
         note = " (beyond the run's own patience: only a lower bound)" if (
-            r["patience"] > own and r["epochs trained"] == len(history) and len(history) < config.train.max_epochs) else ""
+            r["patience"] > own and r["epochs trained"] == len(history)
+            and len(history) < config.train.max_epochs) else ""
         print(f"| {r['patience']} | {r['epochs trained']}{note} | {r['best epoch']} | {r['best val. loss']:.2f} | "
               f"{r['train min to best']:.1f} | {r['train min']:.1f} |")
 

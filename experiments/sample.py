@@ -10,10 +10,10 @@ arguments always give the same picture) and prints its path.
 
 from __future__ import annotations
 
-from experiments import cli  # First: sets the TensorFlow log level.
 from absl import flags  # noqa: E402
 
-from fvae.report import sample_run  # noqa: E402
+from experiments import cli  # First: sets the TensorFlow log level.
+from fvae.run.report import sample_run  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Run directory of a trained model.", required=True)
 flags.DEFINE_string("label", None, "Class name or index (conditional runs only).")

@@ -11,8 +11,19 @@ and uniform noise (far). Each run's row is computed as experiments.evaluate comp
 
 from __future__ import annotations
 
-from experiments import cli  # First: sets the TensorFlow log level.
+import json
+from pathlib import Path
+
+import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
+from scipy.ndimage import uniform_filter  # noqa: E402
+
+from experiments import cli  # First: sets the TensorFlow log level.
+from fvae import data  # noqa: E402
+from fvae.analysis.sample_scores import class_accuracy, frechet_distance_of_images  # noqa: E402
+from fvae.run.assemble import load_run_state, run_keys, sample_quality_classifier, stored_split  # noqa: E402
+from fvae.run.config import defaults  # noqa: E402
+from fvae.run.report import sample_quality_metrics  # noqa: E402
 
 flags.DEFINE_list("runs", [], "Evaluated run directories to list beside the references.")
 flags.DEFINE_string("data_dir", "", "tfds data dir (default: $FVAE_DATA_DIR or ~/tensorflow_datasets).")
@@ -22,14 +33,6 @@ FLAGS = flags.FLAGS
 
 
 def reference_rows(data_dir: str, num: int) -> list[dict]:
-    import numpy as np
-    from scipy.ndimage import uniform_filter
-
-    from fvae import data
-    from fvae.config import defaults
-    from fvae.experiment import sample_quality_classifier, stored_split
-    from fvae.sample_quality import class_accuracy, frechet_distance_of_images
-
     config = defaults()
     config.data.data_dir = data_dir
     classifier = sample_quality_classifier(config)
@@ -52,17 +55,11 @@ def reference_rows(data_dir: str, num: int) -> list[dict]:
 
 def main(argv):
     del argv
-    import json
-    from pathlib import Path
-
-    from fvae.experiment import load_run_state, run_keys
-    from fvae.report import sample_quality
-
     rows = reference_rows(FLAGS.data_dir, FLAGS.images)
     for run in FLAGS.runs:
         config, state = load_run_state(run)
         rows.append({"images": f"samples of {Path(run).name}",
-                     **sample_quality(state, config, run_keys(config.seed)["sample"], FLAGS.images)})
+                     **sample_quality_metrics(state, config, run_keys(config.seed)["sample"], FLAGS.images)})
     print("| images (against the grey test images) | Frechet distance |\n| --- | --- |")
     for row in rows:
         value = f"{row['frechet_distance']:.2f}" if "frechet_distance" in row else f"accuracy {row['accuracy']:.4f}"

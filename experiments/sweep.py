@@ -1,38 +1,37 @@
-"""Train and evaluate several configs in turn, then write one markdown results table.
+"""Train and evaluate several configs in turn; keep one markdown results table per sweep folder.
 
     python -m experiments.sweep --configs default,binarized_mlp,conv --workdir runs/sweep
-    python -m experiments.sweep --configs default,iwae --set train.max_train_minutes=3 --eval_images 1000
-    python -m experiments.sweep --variant "gated gated_vae" --variant "relu gated_vae model.gated=False" \
-        --set train.max_epochs=100 --workdir runs/ablation     # one config against itself, changed
+    python -m experiments.sweep --configs default,iwae --config.train.max_train_minutes=3 --eval_images 1000
+    python -m experiments.sweep --configs gated_vae --label relu --config.model.gated=False \
+        --config.train.max_epochs=100 --workdir runs/ablation      # an ablation: one row per call
 
-A --variant is "LABEL CONFIG [KEY=VALUE ...]": the config with its own overrides (after the
---set ones), run and listed under LABEL. Each config or variant trains into WORKDIR/<name>
-(a finished run is reused, a stopped one resumed)
-and is evaluated by experiments.evaluate (IWAE with --iwae_samples on the first
---eval_images test images, 0 = all). WORKDIR/results.md and results.json hold the table:
-config, likelihood, test -log p(x) by IWAE, bits/dim where defined, negative ELBO, active
-units, linear-probe accuracy, epochs (best / trained) and training time.
+--config.KEY=VALUE overrides apply to every config of --configs (names in experiments/configs
+or paths). Each config trains into WORKDIR/<name> (--label names it instead, with one config)
+(a finished run is reused, a stopped one resumed) and is evaluated by experiments.evaluate
+(IWAE with --iwae_samples on the first --eval_images test images, 0 = all). WORKDIR/results.md
+and results.json hold one row per run evaluated in WORKDIR, in the order first evaluated (a
+rerun replaces its row): config, likelihood, test -log p(x) by IWAE, bits/dim where defined,
+negative ELBO, active units, linear-probe accuracy, sample Frechet distance, epochs and
+training time.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from absl import flags
+
 from experiments import cli  # First: sets the TensorFlow log level.
-from absl import flags  # noqa: E402
-
 from experiments.configs import load  # noqa: E402
-from fvae import runs  # noqa: E402
+from fvae import files  # noqa: E402
 from fvae.errors import ConfigError  # noqa: E402
-from fvae.sweep import markdown_table, run_one  # noqa: E402
+from fvae.run.table import markdown_table, run_one  # noqa: E402
 
-flags.DEFINE_list("configs", [], "Config modules under experiments/configs, e.g. default,iwae.")
-flags.DEFINE_multi_string("variant", [], 'A config with overrides of its own, listed under a label: '
-                          '"LABEL CONFIG [KEY=VALUE ...]" (no spaces inside a value), '
-                          'e.g. "relu gated_vae model.gated=False". Repeatable.')
+cli.define_config("default", "Only its --config.KEY=VALUE overrides are read here: they apply to every "
+                  "config of --configs.")
+flags.DEFINE_list("configs", [], "Configs to run: names in experiments/configs or paths, e.g. default,iwae.")
+flags.DEFINE_string("label", None, "With one config: the name of its run and table row (default: the config's).")
 flags.DEFINE_string("workdir", "runs/sweep", "Folder for the runs and the results table.")
-flags.DEFINE_multi_string("set", [], "Overrides for every config, comma-separated or repeated, e.g. "
-                          "--set train.max_epochs=20,model.encoder_hidden=(512,256) --set train.batch_size=64.")
 flags.DEFINE_integer("iwae_samples", 1000, "Importance samples K for the test -log p(x).")
 flags.DEFINE_integer("eval_images", 0, "Evaluate on the first N test images (0: all 10,000).")
 FLAGS = flags.FLAGS
@@ -40,25 +39,28 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    configs = {name: load(name, FLAGS.set) for name in FLAGS.configs}  # Bad names or overrides fail first.
-    for variant in FLAGS.variant:
-        words = variant.split()
-        if len(words) < 2 or "/" in words[0]:
-            raise ConfigError(f"--variant {variant!r}: give a label (a folder name) and a config, then any "
-                              "overrides: \"LABEL CONFIG [KEY=VALUE ...]\", e.g. \"relu gated_vae model.gated=False\"")
-        label, name, *overrides = words
-        if label in configs:
-            raise ConfigError(f"--variant label {label!r} is used twice (or is also in --configs); give each its own")
-        configs[label] = load(name, [*FLAGS.set, *overrides])
-    if not configs:
-        raise ConfigError("nothing to run: give --configs NAME,... and/or --variant \"LABEL CONFIG [KEY=VALUE ...]\"")
+    if FLAGS["config"].present:
+        raise ConfigError("sweep runs the configs of --configs NAME,...; --config.KEY=VALUE overrides apply to each")
+    if not FLAGS.configs:
+        raise ConfigError("nothing to run: give --configs NAME[,NAME...] (names in experiments/configs or paths)")
+    if FLAGS.label is not None and (len(FLAGS.configs) != 1 or not FLAGS.label or "/" in FLAGS.label):
+        raise ConfigError(f"--label {FLAGS.label!r} names the run of a single config: give one config and a "
+                          "label without '/'")
+    overrides = cli.config_overrides()
+    configs = {FLAGS.label or Path(name).stem: load(name, overrides) for name in FLAGS.configs}  # Bad names first.
     workdir = Path(FLAGS.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    rows = []
+    results = workdir / "results.json"
+    rows = files.read_json(results) if results.is_file() else []
     for name, config in configs.items():
-        rows.append(run_one(name, config, workdir, FLAGS.iwae_samples, FLAGS.eval_images))
-        runs.write_json(workdir / "results.json", rows)
-        (workdir / "results.md").write_text(markdown_table(rows, FLAGS.iwae_samples, FLAGS.eval_images))
+        row = run_one(name, config, workdir, FLAGS.iwae_samples, FLAGS.eval_images)
+        names = [r["config"] for r in rows]
+        if name in names:
+            rows[names.index(name)] = row
+        else:
+            rows.append(row)
+        files.write_json(results, rows)
+        files.write_text(workdir / "results.md", markdown_table(rows, FLAGS.iwae_samples, FLAGS.eval_images))
     print(markdown_table(rows, FLAGS.iwae_samples, FLAGS.eval_images))
     print(f"Written: {workdir / 'results.md'}")
 

@@ -1,38 +1,35 @@
 """fvae: variational autoencoders on Fashion-MNIST in JAX/Flax.
 
-The pure, jitted pieces are importable without the CLI or any global config:
+The pure, jitted pieces, for your own research code:
 
-    from fvae import train_step, eval_step, create_train_state
+    from fvae import create_train_state, train_step, evaluate_bound
     from fvae.models import Encoder, Decoder, VAE
 
-The names below load their modules (and jax) on first use, so `import fvae.config` (what
-every experiment config file does) stays free of jax.
+Wings: fvae.data (the data), fvae.models (the probabilistic model), fvae.compute (the jitted
+functions), fvae.analysis (classifier, scores, probes, plots), fvae.run (configs, run
+directories, the trainer and the report). See docs/architecture.md.
 """
 
-import importlib
+from fvae.compute import (
+    Batch,
+    TrainState,
+    create_train_state,
+    eval_step,
+    evaluate_bound,
+    generate,
+    iwae_log_likelihoods,
+    iwae_nll,
+    latent_statistics,
+    reconstruct,
+    train_epoch,
+    train_step,
+)
+from fvae.data import Dataset
+from fvae.models.gaussians import kl_standard_normal
+from fvae.models.losses import Objective, iwae_bound
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "Dataset": "data",
-    "eval_step": "evaluate", "evaluate_bound": "evaluate", "generate": "evaluate",
-    "iwae_log_likelihoods": "evaluate", "iwae_nll": "evaluate", "latent_statistics": "evaluate",
-    "reconstruct": "evaluate",
-    "Objective": "losses", "iwae_bound": "losses", "kl_standard_normal": "gaussians",
-    "EarlyStopping": "train", "TrainState": "train", "create_train_state": "train", "train_epoch": "train",
-    "train_step": "train",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"fvae.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'fvae' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__all__ = ["Batch", "Dataset", "Objective", "TrainState", "create_train_state", "eval_step", "evaluate_bound",
+           "generate", "iwae_bound", "iwae_log_likelihoods", "iwae_nll", "kl_standard_normal", "latent_statistics",
+           "reconstruct", "train_epoch", "train_step"]

@@ -33,9 +33,9 @@ def original_files() -> Path:
 @pytest.fixture(scope="session")
 def prepared_data_dir(original_files, tmp_path_factory) -> Path:
     """A tfds data dir with fashion_mnist prepared from the original files (once per session)."""
-    from fvae import data_files
+    from fvae.data import sources
 
-    return data_files.prepare(tmp_path_factory.mktemp("tfds"), original_files)
+    return sources.prepare(tmp_path_factory.mktemp("tfds"), original_files)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fvae import data, data_files, train
+from fvae import compute, data
+from fvae.data import sources
 from fvae.models import VAE, Decoder, Encoder
 
 
@@ -30,15 +31,15 @@ def fake_images(n: int, seed: int = 0) -> np.ndarray:
     return np.clip(prototypes[rng.integers(0, 4, n)] + noise, 0, 255).astype(np.uint8)
 
 
-def new_state(seed: int = 0, lr: float = 1e-3) -> train.TrainState:
-    return train.create_train_state(small_model(), jax.random.key(seed), fake_images(1), lr)
+def new_state(seed: int = 0, lr: float = 1e-3) -> compute.TrainState:
+    return compute.create_train_state(small_model(), jax.random.key(seed), fake_images(1), lr)
 
 
-def bound_slack(state: train.TrainState, images, labels, num_samples: int, sigmas: float = 4.0) -> float:
+def bound_slack(state: compute.TrainState, images, labels, num_samples: int, sigmas: float = 4.0) -> float:
     """How far a mean K-sample IWAE estimate of -log p(x) may exceed the mean ELBO estimate on the
     same images by Monte Carlo noise alone: `sigmas` standard errors of the per-image difference
     (estimated here with fresh draws; in expectation the difference is <= 0)."""
-    from fvae.evaluate import iwae_log_likelihoods
+    from fvae.compute.bounds import iwae_log_likelihoods
 
     chunk = min(num_samples, 10)
     iwae = iwae_log_likelihoods(state, data.Dataset(images, labels), jax.random.key(101), num_samples, 100, chunk)
@@ -55,7 +56,7 @@ def debian_style_copy(src: Path, dst: Path) -> Path:
     """Copies the four files as Debian ships them: same deflate data, gzip header without
     the original file name and with another mtime (so the archive checksums differ)."""
     dst.mkdir(parents=True, exist_ok=True)
-    for source in data_files.SOURCE_FILES.values():
+    for source in sources.SOURCE_FILES.values():
         raw = (src / source.name).read_bytes()
         assert raw[3] & 0x08  # FNAME flag set in the originals.
         body_start = raw.index(b"\0", 10) + 1
@@ -103,8 +104,8 @@ def mock_fashion_mnist(sizes: dict[str, int] = MOCK_SIZES):
         return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
 
     with tfds.testing.mock_data(as_dataset_fn=as_dataset), \
-            mock.patch.object(data, "prepare", lambda data_dir=None, manual_dir=None: Path(data_dir or ".")), \
-            mock.patch.object(data_files, "resolve_data_dir", lambda data_dir=None: _mock_data_root()):
+            mock.patch.object(sources, "prepare", lambda data_dir=None, manual_dir=None: Path(data_dir or ".")), \
+            mock.patch.object(sources, "resolve_data_dir", lambda data_dir=None: _mock_data_root()):
         yield
 
 

@@ -22,7 +22,7 @@ from absl import app
 from orbax.checkpoint._src.path import atomicity
 
 from experiments import train
-from fvae import runner, runs
+from fvae.run import rundir, trainer
 
 EVENT, _, COUNT = os.environ["FVAE_BLOCK_AT"].partition(":")
 SEEN = collections.Counter()
@@ -43,7 +43,7 @@ async def finalize(self):
     return await original_finalize(self)
 
 
-original_run_epoch = runner._run_epoch
+original_run_epoch = trainer._run_epoch
 
 
 def run_epoch(*args, **kwargs):
@@ -51,21 +51,21 @@ def run_epoch(*args, **kwargs):
     return original_run_epoch(*args, **kwargs)
 
 
-original_append = runs.append_metrics
+original_append = rundir.append_metrics
 
 
 def append_metrics(workdir, record):
     if EVENT == "metrics-append" and SEEN["metrics-append"] + 1 == int(COUNT):
         line = json.dumps(record) + "\n"
-        with open(Path(workdir) / runs.METRICS_FILE, "a") as f:
+        with open(Path(workdir) / rundir.METRICS_FILE, "a") as f:
             f.write(line[: len(line) // 2])
     reached("metrics-append")
     original_append(workdir, record)
 
 
 atomicity.AtomicRenameTemporaryPath.finalize = finalize
-runner._run_epoch = run_epoch
-runs.append_metrics = append_metrics
+trainer._run_epoch = run_epoch
+rundir.append_metrics = append_metrics
 
 if __name__ == "__main__":
     try:

@@ -9,52 +9,55 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fvae import parallel, train
+from fvae import compute
+from fvae.compute import placement
+from fvae.compute.bounds import evaluate_bound
 from fvae.data import Dataset
-from fvae.evaluate import evaluate_bound
 from fvae.models import VAE, Decoder, Encoder
 from tests.helpers import fake_images, new_state
 
 
 def conditional_state():
     model = VAE(Encoder((64,), 8), Decoder((64,), (784,)), num_classes=10)
-    return train.create_train_state(model, jax.random.key(0), fake_images(1), 1e-3)
+    return compute.create_train_state(model, jax.random.key(0), fake_images(1), 1e-3)
 
 
 def run(mesh, on_device: bool, conditional: bool = False):
     images = fake_images(1024)
     labels = np.random.default_rng(0).integers(0, 10, 1024).astype(np.int32) if conditional else None
-    state, key, shuffle_key = (conditional_state() if conditional else new_state()), jax.random.key(1), jax.random.key(2)
+    state = conditional_state() if conditional else new_state()
+    key, shuffle_key = jax.random.key(1), jax.random.key(2)
     sharding = None
     if mesh is not None:
-        state, key, shuffle_key = parallel.replicate((state, key, shuffle_key), mesh)
-        sharding = parallel.batch_sharded(mesh)
-    put = (lambda a: parallel.replicate(a, mesh)) if mesh is not None else jnp.asarray
+        state, key, shuffle_key = placement.replicate((state, key, shuffle_key), mesh)
+        sharding = placement.batch_sharded(mesh)
+    put = (lambda a: placement.replicate(a, mesh)) if mesh is not None else jnp.asarray
     device_images = put(images)
     device_labels = None if labels is None else put(labels)
     for epoch in range(3):
         if on_device:
-            state, metrics = train.train_epoch(state, Dataset(device_images, device_labels), key, shuffle_key, epoch,
-                                               64, batch_sharding=sharding)
+            state, metrics = compute.train_epoch(state, Dataset(device_images, device_labels), key, shuffle_key, epoch,
+                                                 compute.EpochOptions(64, batch_sharding=sharding))
         else:
-            state, metrics = train.train_epoch_stepwise(state, Dataset(images, labels), key, shuffle_key, epoch, 64,
-                                                        batch_sharding=sharding)
+            state, metrics = compute.train_epoch_stepwise(state, Dataset(images, labels), key, shuffle_key, epoch,
+                                                          compute.EpochOptions(64, batch_sharding=sharding))
     val = evaluate_bound(state, Dataset(device_images, device_labels), key, 128, sharding)
     params = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), state.params)
-    return params, float(np.asarray(metrics["loss"].addressable_data(0))), float(np.asarray(val["loss"].addressable_data(0)))
+    return (params, float(np.asarray(metrics["loss"].addressable_data(0))),
+            float(np.asarray(val["loss"].addressable_data(0))))
 
 
 def uneven_batch_is_rejected(mesh) -> bool:
-    parallel.check_batch_size(mesh.size * 3, mesh)
+    placement.check_batch_size(mesh.size * 3, mesh)
     try:
-        parallel.check_batch_size(mesh.size * 3 + 1, mesh)
+        placement.check_batch_size(mesh.size * 3 + 1, mesh)
     except ValueError as err:
         return "divisible" in str(err)
     return False
 
 
 def main():
-    mesh = parallel.data_mesh()
+    mesh = placement.data_mesh()
     report = {"devices": jax.device_count(), "mesh_size": mesh.size,
               "uneven_batch_rejected": uneven_batch_is_rejected(mesh)}
     for name, on_device, conditional in (("fast", True, False), ("stepwise", False, False),

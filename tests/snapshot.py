@@ -25,10 +25,11 @@ SNAPSHOT = Path(__file__).resolve().parent / "snapshots" / "configs.json"
 
 def measure(name: str) -> dict[str, float | list[float]]:
     from experiments import configs
-    from fvae.config import learning_rate, objective
-    from fvae.evaluate import evaluate_bound
+    from fvae.compute.bounds import evaluate_bound
+    from fvae.compute.state import create_train_state
+    from fvae.compute.steps import train_step
     from fvae.models import build_model
-    from fvae.train import create_train_state, train_step
+    from fvae.run.assemble import learning_rate, objective
     from tests.helpers import class_images
 
     config = configs.load(name)

@@ -1,4 +1,4 @@
-"""The registry contract of architectures and priors (fvae.architectures, fvae.priors): every
+"""The registry contract of architectures and priors (fvae.models.architectures, fvae.models.priors): every
 valid pair builds from its config alone and gives finite gradients for every objective it
 allows, an IWAE bound at least its ELBO, and a one-sample IWAE bound equal to the ELBO in
 expectation. A newly registered class is covered here without new test code."""
@@ -8,11 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fvae.architectures import ARCHITECTURES
-from fvae.config import defaults, validate
-from fvae.losses import Objective, iwae_bound
 from fvae.models import build_model
-from fvae.priors import PRIORS
+from fvae.models.architectures import ARCHITECTURES
+from fvae.models.losses import Objective, iwae_bound
+from fvae.models.priors import PRIORS
+from fvae.run.config import defaults, validate
 
 PAIRS = [pytest.param(a, p, id=f"{a}-{p}", marks=() if a == "mlp" else pytest.mark.slow)
          for a in ARCHITECTURES for p in PRIORS]

@@ -1,16 +1,16 @@
 import jax
 import pytest
 
-from fvae import train
-from fvae.checkpoint import CheckpointError, Checkpoints
-from fvae.models import Decoder, Encoder, VAE
+from fvae import compute
+from fvae.models import VAE, Decoder, Encoder
+from fvae.run.checkpoints import CheckpointError, Checkpoints
 from tests.helpers import fake_images, new_state, params_equal
 
 
 def trained_state():
     state = new_state()
     for _ in range(3):
-        state, _ = train.train_step(state, fake_images(32), jax.random.key(0))
+        state, _ = compute.train_step(state, fake_images(32), jax.random.key(0))
     return state
 
 
@@ -44,7 +44,7 @@ def test_keeps_the_newest_n_and_the_best(tmp_path):
 def test_restoring_into_another_model_fails_clearly(tmp_path):
     checkpoints = Checkpoints(tmp_path)
     checkpoints.save(1, trained_state(), {"epoch": 1}, is_best=False)
-    other = train.create_train_state(VAE(Encoder((32,), 8), Decoder((64,), (784,))), jax.random.key(0),
+    other = compute.create_train_state(VAE(Encoder((32,), 8), Decoder((64,), (784,))), jax.random.key(0),
                                      fake_images(1), 1e-3)
     with pytest.raises(CheckpointError, match="does not match this model configuration"):
         checkpoints.restore_latest(other)
@@ -55,7 +55,7 @@ def test_restoring_into_another_model_fails_clearly(tmp_path):
 
 @pytest.mark.parametrize("digest", ["recorded", "missing"])
 def test_a_damaged_latest_checkpoint_is_set_aside_and_the_previous_one_restored(tmp_path, digest):
-    from fvae.checkpoint import DIGEST_FILE
+    from fvae.run.checkpoints import DIGEST_FILE
     from tests.test_runner import damage
 
     first, second = new_state(seed=1), trained_state()

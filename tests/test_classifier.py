@@ -4,10 +4,10 @@ features rank image sets as a sample-quality score should."""
 import numpy as np
 import pytest
 
-from fvae import classifier
-from fvae.classifier import ClassifierSpec, cached_classifier, classify, train_classifier
+from fvae.analysis import classifier
+from fvae.analysis.classifier import ClassifierSpec, cached_classifier, classify, train_classifier
+from fvae.analysis.sample_scores import class_accuracy, frechet_distance_of_images
 from fvae.data import Dataset
-from fvae.sample_quality import class_accuracy, frechet_distance_of_images
 from tests.helpers import class_images, params_equal
 
 SPEC = ClassifierSpec(epochs=3)

@@ -1,8 +1,9 @@
-import ml_collections
-import pytest
 import importlib
 
-from fvae.config import defaults, validate
+import ml_collections
+import pytest
+
+from fvae.run.config import defaults, validate
 from tests.conftest import REPO
 
 SHIPPED = sorted(p.stem for p in (REPO / "experiments" / "configs").glob("*.py") if p.stem != "__init__")
@@ -88,7 +89,8 @@ def test_each_chosen_class_checks_its_own_fields_and_only_those():
     validate(config)  # mlp, bernoulli, standard_normal read none of these.
     config.model.architecture, config.likelihood.name, config.prior.name = "conv", "discretized_logistic", "vamp"
     message = problems_of(config)
-    for expected in ("model.upsample must be one of ('pixel_shuffle', 'transpose')", "model.conv_channels must be 1 or 2",
+    for expected in ("model.upsample must be one of ('pixel_shuffle', 'transpose')",
+                     "model.conv_channels must be 1 or 2",
                      "likelihood.mixtures must be >= 1", "prior.components must be >= 1"):
         assert expected in message
     config.model.architecture, config.likelihood.name = "hierarchical", "gaussian"
@@ -98,7 +100,7 @@ def test_each_chosen_class_checks_its_own_fields_and_only_those():
 
 
 def test_the_schema_holds_each_registered_classs_own_fields_with_its_defaults():
-    from fvae.config import COMPONENTS
+    from fvae.run.config import COMPONENTS
 
     config = defaults()
     for section, (table, _) in COMPONENTS.items():
@@ -111,7 +113,7 @@ def test_the_schema_holds_each_registered_classs_own_fields_with_its_defaults():
 def test_two_classes_may_share_a_key_only_with_one_default():
     import dataclasses
 
-    from fvae.registry import Component, registry, section_fields
+    from fvae.models.registry import Component, registry, section_fields
 
     @dataclasses.dataclass(frozen=True)
     class A(Component):
@@ -130,7 +132,7 @@ def test_two_classes_may_share_a_key_only_with_one_default():
 
 
 def test_saved_configs_from_before_a_key_existed_load_with_its_default():
-    from fvae.config import with_defaults
+    from fvae.run.config import with_defaults
 
     saved = defaults().to_dict()
     del saved["likelihood"], saved["model"]["architecture"]
@@ -142,7 +144,7 @@ def test_saved_configs_from_before_a_key_existed_load_with_its_default():
 
 
 def test_saved_configs_with_a_retired_key_still_load():
-    from fvae.config import RETIRED_KEYS, with_defaults
+    from fvae.run.config import RETIRED_KEYS, with_defaults
 
     saved = defaults().to_dict()
     for key in RETIRED_KEYS:
@@ -154,7 +156,7 @@ def test_saved_configs_with_a_retired_key_still_load():
 
 
 def test_kl_warmup_epochs_become_steps_of_the_configured_epoch():
-    from fvae.config import objective, steps_per_epoch
+    from fvae.run.assemble import objective, steps_per_epoch
 
     config = defaults()
     config.data.train_subset, config.train.batch_size, config.objective.warmup_epochs = 1000, 100, 3
@@ -171,7 +173,7 @@ def test_kl_warmup_epochs_become_steps_of_the_configured_epoch():
 def test_cosine_learning_rate_falls_from_the_configured_rate_to_zero_at_max_epochs():
     import math
 
-    from fvae.config import learning_rate
+    from fvae.run.assemble import learning_rate
 
     config = defaults()
     config.data.train_subset, config.train.batch_size, config.train.max_epochs = 1000, 100, 4  # 40 steps
@@ -184,7 +186,7 @@ def test_cosine_learning_rate_falls_from_the_configured_rate_to_zero_at_max_epoc
 
 
 def test_unknown_keys_name_the_nearest_valid_ones():
-    from fvae.config import check_key
+    from fvae.run.config import check_key
 
     check_key("train.batch_size")
     with pytest.raises(ValueError, match=r"unknown config key 'train.batchsize'; nearest valid keys: train.batch_size"):
@@ -193,58 +195,30 @@ def test_unknown_keys_name_the_nearest_valid_ones():
         check_key("train.foo")
 
 
-def test_overrides_split_on_commas_outside_brackets():
-    from fvae.config import split_overrides
+def test_configs_load_by_name_or_path_with_flattened_overrides(tmp_path):
+    from experiments.configs import load, path
 
-    assert split_overrides(["model.encoder_hidden=(512,256),train.max_epochs=3", "likelihood.name='a,b'"]) == [
-        "model.encoder_hidden=(512,256)", "train.max_epochs=3", "likelihood.name='a,b'"]
-    assert split_overrides(["x=[1,(2,3)],y={'a':1,'b':2}", ""]) == ["x=[1,(2,3)]", "y={'a':1,'b':2}"]
-
-
-def test_sweep_overrides_accept_tuples_and_reject_unknown_keys():
-    from experiments.configs import load as load_config
-
-    config = load_config("default", ["model.encoder_hidden=(512,256),model.decoder_hidden=(64,)",
-                                      "train.max_epochs=3"])
-    assert tuple(config.model.encoder_hidden) == (512, 256) and tuple(config.model.decoder_hidden) == (64,)
-    assert config.train.max_epochs == 3
+    config = load("default", {"model.encoder_hidden": (512, 256), "train.max_epochs": 3})
+    assert tuple(config.model.encoder_hidden) == (512, 256) and config.train.max_epochs == 3
+    assert load(str(REPO / "experiments" / "configs" / "mlp500.py")).model.latents == load("mlp500").model.latents
+    own = tmp_path / "mine.py"
+    own.write_text("from experiments.configs import mlp500\n\ndef get_config():\n"
+                   "    config = mlp500.get_config()\n    config.model.latents = 7\n    return config\n")
+    assert load(str(own)).model.latents == 7 and path(str(own)) == own
     with pytest.raises(ValueError, match="nearest valid keys: train.max_epochs"):
-        load_config("default", ["train.max_epoch=3"])
+        load("default", {"train.max_epoch": 3})
+    with pytest.raises(ValueError, match="no config 'nope': give a name in experiments/configs"):
+        load("nope")
 
 
-def test_config_files_import_no_jax_and_fvae_has_no_import_cycle():
-    import subprocess
-    import sys
+def test_every_script_names_configs_the_same_way_and_checks_keys_first():
+    from experiments import cli
 
-    code = ("import sys\n"
-            "import experiments.configs.default, experiments.configs.conv, fvae.config, fvae.runs, fvae.errors\n"
-            "assert not [m for m in sys.modules if m == 'jax' or m.startswith(('jax.', 'flax', 'optax'))], "
-            "sorted(m for m in sys.modules if m.startswith('jax'))[:5]\n"
-            "import fvae\n"
-            "assert 'jax' not in sys.modules\n"
-            "assert fvae.train_step is not None and 'jax' in sys.modules  # Loaded on first use.\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    # No module of fvae imports one that imports it back (at module level or inside a function),
-    # and none imports or reads experiments/.
-    import ast
-
-    imports = {}
-    for path in (REPO / "fvae").rglob("*.py"):
-        tree = ast.parse(path.read_text())
-        nodes = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
-        modules = {a.name for n in nodes if isinstance(n, ast.Import) for a in n.names}
-        modules |= {n.module for n in nodes if isinstance(n, ast.ImportFrom) and n.module}
-        modules |= {f"fvae.{a.name}" for n in nodes if isinstance(n, ast.ImportFrom) and n.module == "fvae"
-                    for a in n.names}
-        parts = path.relative_to(REPO).with_suffix("").parts
-        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-        imports[name] = {m for m in modules if m.startswith("fvae.")} - {name}
-        reads_experiments = any(isinstance(n, ast.Constant) and n.value == "experiments" for n in ast.walk(tree))
-        assert not {m for m in modules if m.split(".")[0] == "experiments"} and not reads_experiments, name
-
-    def reaches(start, goal, seen=()):
-        return any(m == goal or (m not in seen and reaches(m, goal, (*seen, m))) for m in imports.get(start, ()))
-
-    cycles = sorted(m for m in imports if reaches(m, m))
-    assert not cycles, cycles
+    default = str(REPO / "experiments" / "configs" / "default.py")
+    # A name becomes its path, and --config moves before its overrides (absl needs that order).
+    assert cli._config_args(["prog", "--config.train.max_epochs=3", "--workdir", "w", "--config", "default"]) == [
+        "prog", f"--config={default}", "--config.train.max_epochs=3", "--workdir", "w"]
+    with pytest.raises(ValueError, match="nearest valid keys: train.batch_size"):
+        cli._config_args(["prog", "--config.train.batchsize=3"])
+    with pytest.raises(ValueError, match="no config 'nope'"):
+        cli._config_args(["prog", "--config=nope"])

@@ -73,14 +73,14 @@ def test_the_cpu_training_step_of_the_conv_configs_holds_no_convolution(name):
     form there is no convolution left anywhere, forward or backward; with the backend's own
     ("xla") there is, which shows the check can fail."""
     from experiments.configs import load
-    from fvae import train
-    from fvae.config import objective
+    from fvae import compute
     from fvae.models import build_model
+    from fvae.run.assemble import objective
 
     for impl, expected in (("matmul", False), ("xla", True)):
         config = load(name, [f"model.conv_impl={impl}"])
-        state = train.create_train_state(build_model(config), jax.random.key(0), np.zeros((1, 784), np.uint8),
+        state = compute.create_train_state(build_model(config), jax.random.key(0), np.zeros((1, 784), np.uint8),
                                          1e-3, objective(config))
         images, indices = jnp.zeros((256, 784), jnp.uint8), jnp.arange(256).reshape(2, 128)
-        hlo = train.train_block.lower(state, images, indices, jax.random.key(1)).compile().as_text()
+        hlo = compute.train_block.lower(state, images, indices, jax.random.key(1)).compile().as_text()
         assert ("convolution(" in hlo) == expected, (name, impl)

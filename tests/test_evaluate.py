@@ -2,9 +2,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fvae.evaluate import (active_units, dataset_codes, eval_step, evaluate_bound, generate,
-                           importance_weighted_log_likelihood, iwae_nll, latent_statistics, reconstruct)
-from fvae.gaussians import reparameterize
+from fvae.compute.bounds import (
+    active_units,
+    dataset_codes,
+    eval_step,
+    evaluate_bound,
+    generate,
+    importance_weighted_log_likelihood,
+    iwae_nll,
+    latent_statistics,
+    reconstruct,
+)
+from fvae.models.gaussians import reparameterize
 from tests.helpers import fake_images, new_state
 
 

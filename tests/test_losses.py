@@ -2,9 +2,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fvae.gaussians import kl_per_dimension, kl_standard_normal, log_normal_diag, log_standard_normal
-from fvae.losses import Objective, iwae_bound
 from fvae.models import VAEOutput
+from fvae.models.gaussians import kl_per_dimension, kl_standard_normal, log_normal_diag, log_standard_normal
+from fvae.models.losses import Objective, iwae_bound
 
 
 def test_kl_matches_monte_carlo_estimate():

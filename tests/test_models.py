@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from experiments.configs import default, mlp500
-from fvae.config import defaults
-from fvae.gaussians import log_mixture_of_diagonal_normals, log_normal_diag, reparameterize
 from fvae.models import VAE, ConvDecoder, ConvEncoder, Decoder, Encoder, build_model, pixel_shuffle
+from fvae.models.gaussians import log_mixture_of_diagonal_normals, log_normal_diag, reparameterize
+from fvae.run.config import defaults
 
 
 def test_encoder_and_decoder_work_alone():
@@ -36,7 +36,7 @@ def test_gated_layers_multiply_linear_values_by_sigmoid_gates():
 
 @pytest.mark.slow
 def test_gated_configs_build_gated_models_whose_dense_layers_the_benchmark_counts():
-    from fvae.architectures import ARCHITECTURES
+    from fvae.models.architectures import ARCHITECTURES
 
     for architecture in ("mlp", "hierarchical"):
         config = defaults()

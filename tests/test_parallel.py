@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import mlp500
-from fvae import train
+from fvae import compute
 from fvae.models import VAE, Decoder, Encoder
 from tests.conftest import REPO
 from tests.helpers import fake_images
@@ -57,11 +57,12 @@ def test_two_processes_match_a_single_process(tmp_path):
         for i in range(2)
     ]
     outputs = [w.communicate(timeout=400) for w in workers]
-    for w, (out, err) in zip(workers, outputs):
+    for w, (_, err) in zip(workers, outputs):
         assert w.returncode == 0, err[-3000:]
     assert "Best epoch" in outputs[0][0] and "Best epoch" not in outputs[1][0]  # Process 0 reports.
     single = subprocess.run([sys.executable, "-m", "tests.mock_cli", "experiments.train", *common,
-                             "--workdir", str(tmp_path / "single")], cwd=REPO, env=subprocess_env(1), capture_output=True, text=True, timeout=400)
+                             "--workdir", str(tmp_path / "single")], cwd=REPO, env=subprocess_env(1),
+                            capture_output=True, text=True, timeout=400)
     assert single.returncode == 0, single.stderr[-3000:]
 
     multi_metrics = json.loads((tmp_path / "multi" / "test_metrics.json").read_text())
@@ -82,10 +83,11 @@ def test_bfloat16_compute_stays_finite_and_close_to_float32():
 
     def final_loss(dtype):
         model = VAE(Encoder((128,), 8, dtype=dtype), Decoder((128,), (784,), dtype=dtype))
-        state = train.create_train_state(model, jax.random.key(0), fake_images(1), 1e-3)
+        state = compute.create_train_state(model, jax.random.key(0), fake_images(1), 1e-3)
         losses = []
         for epoch in range(10):  # 10 x 32 = 320 steps
-            state, metrics = train.train_epoch(state, images, jax.random.key(1), jax.random.key(2), epoch, 64)
+            state, metrics = compute.train_epoch(state, images, jax.random.key(1), jax.random.key(2), epoch,
+                                                 compute.EpochOptions(64))
             losses.append(float(metrics["loss"]))
         assert all(leaf.dtype == np.float32 for leaf in jax.tree.leaves(state.params))
         assert all(leaf.dtype == np.float32 for leaf in jax.tree.leaves(state.opt_state) if leaf.ndim)
@@ -100,7 +102,7 @@ def test_bfloat16_compute_stays_finite_and_close_to_float32():
 @pytest.mark.slow
 def test_importing_fvae_leaves_the_backend_uninitialized():
     # jax.distributed.initialize must come before any computation: imports may not compute.
-    code = ("import fvae, fvae.runner, fvae.config, fvae.representations, experiments.train\n"
+    code = ("import fvae, fvae.run.trainer, fvae.run.config, fvae.analysis.probes, experiments.train\n"
             "import jax._src.xla_bridge as xla_bridge\n"
             "assert not xla_bridge._backends, 'an import initialized the XLA backend'\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=subprocess_env(1), capture_output=True,

@@ -1,7 +1,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from fvae import plots
+from fvae.analysis import plots
 
 
 def assert_picture(path):

@@ -1,4 +1,4 @@
-"""The registry contract of priors (fvae.priors): each registered prior, inside a VAE with two
+"""The registry contract of priors (fvae.models.priors): each registered prior, inside a VAE with two
 latents, is a normalized density (a grid integral), its samples follow that density (their
 moments against the grid's), and the VAE's KL term agrees with a Monte Carlo average of
 log q(z|x) - log p(z). A newly registered prior is covered without new test code."""
@@ -7,9 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from fvae.config import defaults, validate
 from fvae.models import build_model
-from fvae.priors import PRIORS
+from fvae.models.priors import PRIORS
+from fvae.run.config import defaults, validate
 
 
 def two_latent_model(prior: str):

@@ -17,10 +17,12 @@ import jax
 import pytest
 
 from experiments.configs import mlp500
-from fvae import data_files, experiment, runner, runs
+from fvae import errors
+from fvae.data import sources
 from fvae.errors import DataError
-from fvae.checkpoint import FORMAT_VERSION, CheckpointError, Checkpoints, _write_digest
-from tests.conftest import REPO, RELIABILITY
+from fvae.run import assemble, rundir, trainer
+from fvae.run.checkpoints import FORMAT_VERSION, CheckpointError, Checkpoints, _write_digest
+from tests.conftest import RELIABILITY, REPO
 from tests.helpers import MOCK_DATA_DIR, debian_style_copy, mock_fashion_mnist, params_equal, rewrite_idx
 from tests.test_runner import damage, final_state, small_config, without_timing
 
@@ -93,7 +95,7 @@ def test_sigkill_at_ten_chosen_moments_loses_nothing(tmp_path):
     same = (params_equal(killed_state.params, reference_state.params)
             and params_equal(killed_state.opt_state, reference_state.opt_state)
             and killed_meta["early_stopping"] == reference_meta["early_stopping"]
-            and without_timing(runs.load_history(workdir)) == without_timing(runs.load_history(reference)))
+            and without_timing(rundir.load_history(workdir)) == without_timing(rundir.load_history(reference)))
     RELIABILITY["runs_lost"] += not same
     assert same, "a killed and resumed run ended differently from the uninterrupted one"
     assert json.loads((workdir / "test_metrics.json").read_text())["test_loss"] == \
@@ -108,14 +110,14 @@ def test_stop_signals_stop_cleanly_after_saving_the_epoch(tmp_path, sig):
     workdir = tmp_path / "run"
     process = subprocess.Popen(cli(workdir, "--config.train.max_epochs=200"), cwd=REPO, env=ENV,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    while not runs.load_history(workdir) and process.poll() is None:  # Waits for an event, not a time.
+    while not rundir.load_history(workdir) and process.poll() is None:  # Waits for an event, not a time.
         time.sleep(0.05)
     process.send_signal(sig)
     out, err = process.communicate(timeout=300)
     assert process.returncode == 130, err[-3000:]
     assert f"{sig.name} received: stopped cleanly after epoch" in err and "--resume" in err
     assert "Traceback" not in err
-    epochs = [r["epoch"] for r in runs.load_history(workdir)]
+    epochs = [r["epoch"] for r in rundir.load_history(workdir)]
     checkpoints = Checkpoints(workdir)
     assert checkpoints.latest_epoch() == epochs[-1] < 200
     checkpoints.close()
@@ -128,7 +130,7 @@ def test_absurd_learning_rate_fails_fast_from_the_cli(tmp_path):
                             cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 1 and "the loss became NaN or Inf" in result.stderr
     assert "Traceback" not in result.stderr
-    assert not runs.load_history(tmp_path / "run")
+    assert not rundir.load_history(tmp_path / "run")
 
 
 def corrupt_folder(original_files, tmp_path, how):
@@ -156,10 +158,10 @@ BAD_DATA = {"missing": "Missing data file", "truncated": "truncated or not a val
 def test_bad_data_files_are_named_and_never_read_as_prepared(original_files, tmp_path, how):
     folder = corrupt_folder(original_files, tmp_path, how)
     with pytest.raises(DataError) as err:
-        data_files.prepare(tmp_path / "tfds", folder)
+        sources.prepare(tmp_path / "tfds", folder)
     message = str(err.value)
     assert BAD_DATA[how] in message and "t10k-images-idx3-ubyte.gz" in message and "Ways to provide" in message
-    assert not data_files.is_prepared(tmp_path / "tfds")
+    assert not sources.is_prepared(tmp_path / "tfds")
 
 
 @BAD_INPUT
@@ -167,7 +169,7 @@ def test_unusable_data_directory_is_reported(original_files, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     with pytest.raises(DataError, match="Cannot create data directory"):
-        data_files.prepare(blocker / "tfds", original_files)
+        sources.prepare(blocker / "tfds", original_files)
 
 
 BAD_CONFIGS = {
@@ -196,7 +198,7 @@ def test_bad_config_values_are_rejected_before_any_work(tmp_path, override):
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("finished") / "run"
     with mock_fashion_mnist():
-        runner.train_and_evaluate(small_config(MOCK_DATA_DIR, 2), workdir, log=lambda _: None,
+        trainer.train_and_evaluate(small_config(MOCK_DATA_DIR, 2), workdir, log=lambda _: None,
                                   progress=False)
     return workdir
 
@@ -204,24 +206,24 @@ def finished_run(tmp_path_factory):
 def test_run_directory_records_versions(finished_run):
     recorded = json.loads((finished_run / "versions.json").read_text())
     assert recorded["jax"] == jax.__version__ and "orbax-checkpoint" in recorded and "python" in recorded
-    assert recorded["cpu"] == runs.cpu_model() and recorded["cpu"]
+    assert recorded["cpu"] == rundir.cpu_model() and recorded["cpu"]
 
 
 @BAD_INPUT
 def test_run_directory_misuse_is_refused_and_nothing_is_overwritten(finished_run, mock_data_dir, tmp_path):
     before = {p: p.stat().st_mtime_ns for p in finished_run.rglob("*") if p.is_file() and p.name != ".lock"}
     cases = [
-        (dict(workdir=finished_run, resume=False), runs.RunDirError, "refusing to overwrite"),
-        (dict(workdir=tmp_path / "nothing", resume=True), runs.RunDirError, "holds no run"),
+        (dict(workdir=finished_run, resume=False), errors.RunDirError, "refusing to overwrite"),
+        (dict(workdir=tmp_path / "nothing", resume=True), errors.RunDirError, "holds no run"),
     ]
     different = small_config(mock_data_dir, 2)
     different.model.latents = 3
-    cases.append((dict(workdir=finished_run, resume=True, config=different), runs.RunDirError,
+    cases.append((dict(workdir=finished_run, resume=True, config=different), errors.RunDirError,
                   "model.latents: run has 8, given 3"))
     for case, error, phrase in cases:
         config = case.pop("config", small_config(mock_data_dir, 2))
         with pytest.raises(error, match=phrase):
-            runner.train_and_evaluate(config, log=lambda _: None, progress=False, **case)
+            trainer.train_and_evaluate(config, log=lambda _: None, progress=False, **case)
     after = {p: p.stat().st_mtime_ns for p in finished_run.rglob("*") if p.is_file() and p.name != ".lock"}
     assert after == before
 
@@ -230,15 +232,15 @@ def test_run_directory_misuse_is_refused_and_nothing_is_overwritten(finished_run
 def test_a_second_process_cannot_write_a_run_in_use(finished_run, mock_data_dir):
     holder = subprocess.Popen([sys.executable, "-c", f"""
 import time
-from fvae import runs
-with runs.exclusive({str(finished_run)!r}):
+from fvae.run import rundir
+with rundir.exclusive({str(finished_run)!r}):
     print("locked", flush=True)
     time.sleep(60)
 """], cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     try:
-        with pytest.raises(runs.RunDirError, match="in use by another fvae process"):
-            runner.train_and_evaluate(small_config(mock_data_dir, 3), finished_run, resume=True,
+        with pytest.raises(errors.RunDirError, match="in use by another fvae process"):
+            trainer.train_and_evaluate(small_config(mock_data_dir, 3), finished_run, resume=True,
                                       log=lambda _: None, progress=False)
     finally:
         holder.kill()
@@ -249,8 +251,8 @@ with runs.exclusive({str(finished_run)!r}):
 def test_incompatible_checkpoints_fail_clearly(finished_run, tmp_path):
     import shutil
 
-    from fvae.models import Decoder, Encoder, VAE
-    from fvae.train import create_train_state
+    from fvae.compute.state import create_train_state
+    from fvae.models import VAE, Decoder, Encoder
     from tests.helpers import fake_images
 
     other_model = create_train_state(VAE(Encoder((32,), 8), Decoder((32,), (784,))), jax.random.key(0),
@@ -268,7 +270,7 @@ def test_incompatible_checkpoints_fail_clearly(finished_run, tmp_path):
         meta.write_text(json.dumps(content))
         _write_digest(meta.parents[1])  # A consistent checkpoint of another format, not a damaged one.
     with pytest.raises(CheckpointError, match="format version"):
-        experiment.load_run_state(old)
+        assemble.load_run_state(old)
 
 
 @pytest.mark.slow
@@ -280,13 +282,14 @@ def test_resume_past_a_damaged_checkpoint_from_the_cli(finished_run, tmp_path):
     shutil.copytree(finished_run, workdir)
     damage(workdir / "checkpoints" / "latest" / "2")
     result = subprocess.run([sys.executable, "-m", "tests.mock_cli", "experiments.train", "--workdir", str(workdir),
-                             "--resume", "--progress=false"], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+                             "--resume", "--progress=false"], cwd=REPO, env=ENV, capture_output=True, text=True,
+                            timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
     assert f"The checkpoint {workdir / 'checkpoints' / 'latest' / '2'} is damaged" in output
     assert "resuming from the previous checkpoint (epoch 1)" in output and "Traceback" not in output
-    assert [r["epoch"] for r in runs.load_history(workdir)] == [1, 2]
-    assert without_timing(runs.load_history(workdir)) == without_timing(runs.load_history(finished_run))
+    assert [r["epoch"] for r in rundir.load_history(workdir)] == [1, 2]
+    assert without_timing(rundir.load_history(workdir)) == without_timing(rundir.load_history(finished_run))
 
 
 @BAD_INPUT

@@ -1,6 +1,6 @@
 import numpy as np
 
-from fvae.representations import knn_accuracy, linear_probe_accuracy
+from fvae.analysis.probes import knn_accuracy, linear_probe_accuracy
 
 
 def synthetic_codes(n, separation, seed):

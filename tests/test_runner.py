@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from experiments.configs import conv, iwae, mlp500
-from fvae import data, runner, runs
+from fvae import data, errors
 from fvae.errors import DataError
-from fvae.checkpoint import Checkpoints
-from fvae.experiment import initial_state, load_splits
-from fvae.runner import train_and_evaluate
+from fvae.run import rundir, trainer
+from fvae.run.assemble import initial_state, load_splits
+from fvae.run.checkpoints import Checkpoints
+from fvae.run.trainer import train_and_evaluate
 from tests.conftest import REPO
 from tests.helpers import params_equal
 
@@ -54,7 +55,8 @@ def test_resume_ends_with_the_same_result_as_an_uninterrupted_run(mock_data_dir,
     assert params_equal(split_state.params, full_state.params)
     assert params_equal(split_state.opt_state, full_state.opt_state)
     assert split_meta["early_stopping"] == full_meta["early_stopping"]
-    assert without_timing(runs.load_history(tmp_path / "split")) == without_timing(runs.load_history(tmp_path / "full"))
+    split_history, full_history = (rundir.load_history(tmp_path / name) for name in ("split", "full"))
+    assert without_timing(split_history) == without_timing(full_history)
     for key in ("test_loss", "test_reconstruction", "test_kl", "best_epoch"):
         assert resumed[key] == full[key]
 
@@ -63,7 +65,7 @@ def test_early_stopping_restores_the_best_epoch(mock_data_dir, tmp_path):
     config = small_config(mock_data_dir, 30)
     config.train.learning_rate, config.train.patience = 0.02, 2  # Overfits fast, then stops.
     summary = train_and_evaluate(config, tmp_path / "run", log=lambda _: None, progress=False)
-    history = runs.load_history(tmp_path / "run")
+    history = rundir.load_history(tmp_path / "run")
     best = min(history, key=lambda r: r["val_loss"])
     assert summary["best_epoch"] == best["epoch"] and len(history) == best["epoch"] + 2 < 30
     assert summary["val_loss"] == pytest.approx(best["val_loss"], rel=1e-6)
@@ -89,7 +91,7 @@ def test_cli_produces_a_full_run_directory(mock_data_dir, tmp_path):
 
     config = json.loads((workdir / "config.json").read_text())
     assert config["model"]["latents"] == 20 and config["data"]["train_subset"] == 1000
-    history = runs.load_history(workdir)
+    history = rundir.load_history(workdir)
     assert [r["epoch"] for r in history] == [1, 2]
     for key in ("train_loss", "val_loss", "val_reconstruction", "val_kl", "train_kl", "seconds", "images_per_second"):
         assert key in history[0]
@@ -105,7 +107,7 @@ def test_cli_produces_a_full_run_directory(mock_data_dir, tmp_path):
 
     again = run_cli(*args)
     assert again.returncode != 0 and "refusing to overwrite" in again.stderr
-    assert runs.load_history(workdir) == history
+    assert rundir.load_history(workdir) == history
 
     resumed = run_cli("--workdir", str(workdir), "--resume", "--progress=false")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -121,7 +123,7 @@ def test_default_config_end_to_end_on_the_real_data(prepared_data_dir, tmp_path)
     result = run_cli("--config", "experiments/configs/default.py", "--workdir", str(workdir), "--progress=false",
                      f"--config.data.data_dir={prepared_data_dir}", "--config.train.max_epochs=2", mock=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    history = runs.load_history(workdir)
+    history = rundir.load_history(workdir)
     assert [r["epoch"] for r in history] == [1, 2] and history[1]["val_loss"] < history[0]["val_loss"]
     summary = json.loads((workdir / "test_metrics.json").read_text())
     # Measured 2026-11-25: about 262 nats after 2 epochs (the default reaches 237.6 at its best
@@ -138,7 +140,7 @@ def test_iwae_run_reports_the_bound_it_was_selected_on(mock_data_dir, tmp_path):
     config = small_config(mock_data_dir, 3, base=iwae)
     assert config.objective.iwae_samples == 5
     summary = train_and_evaluate(config, tmp_path / "run", **QUIET)
-    history = runs.load_history(tmp_path / "run")
+    history = rundir.load_history(tmp_path / "run")
     best = min(history, key=lambda r: r["val_loss"])
     # Validation in the report is the K=5 bound that chose the best epoch, recomputed from its checkpoint.
     assert summary["best_epoch"] == best["epoch"]
@@ -157,24 +159,24 @@ def overfitting_config(data_dir, patience, max_epochs=30):
 @pytest.mark.slow
 def test_resume_with_a_larger_patience_continues_as_if_it_had_been_set_from_the_start(mock_data_dir, tmp_path):
     train_and_evaluate(overfitting_config(mock_data_dir, 2), tmp_path / "split", **QUIET)
-    stopped = runs.load_history(tmp_path / "split")
+    stopped = rundir.load_history(tmp_path / "split")
     resumed = train_and_evaluate(overfitting_config(mock_data_dir, 4), tmp_path / "split", resume=True, **QUIET)
     full = train_and_evaluate(overfitting_config(mock_data_dir, 4), tmp_path / "full", **QUIET)
-    history = runs.load_history(tmp_path / "split")
+    history = rundir.load_history(tmp_path / "split")
     assert len(history) > len(stopped) and history[:len(stopped)] == stopped
-    assert without_timing(history) == without_timing(runs.load_history(tmp_path / "full"))
+    assert without_timing(history) == without_timing(rundir.load_history(tmp_path / "full"))
     assert resumed["best_epoch"] == full["best_epoch"] and resumed["test_loss"] == full["test_loss"]
 
 
 @pytest.mark.slow
 def test_resume_with_more_epochs_continues_a_run_that_early_stopping_ended(mock_data_dir, tmp_path):
     first = train_and_evaluate(overfitting_config(mock_data_dir, 2), tmp_path / "run", **QUIET)
-    stopped = runs.load_history(tmp_path / "run")
+    stopped = rundir.load_history(tmp_path / "run")
     assert len(stopped) == first["best_epoch"] + 2 < 30
     messages = []
     more = overfitting_config(mock_data_dir, 2, max_epochs=len(stopped) + 2)
     resumed = train_and_evaluate(more, tmp_path / "run", resume=True, log=messages.append, progress=False)
-    history = runs.load_history(tmp_path / "run")
+    history = rundir.load_history(tmp_path / "run")
     assert [r["epoch"] for r in history] == list(range(1, len(stopped) + 3))
     assert history[:len(stopped)] == stopped
     assert any("fresh patience of 2 epochs" in m for m in messages)
@@ -188,11 +190,11 @@ def test_time_budget_stops_training_and_a_larger_one_continues_it(mock_data_dir,
     config.train.max_train_minutes = 1e-9  # Spent by the first epoch, whatever the machine.
     messages = []
     train_and_evaluate(config, tmp_path / "run", log=messages.append, progress=False)
-    assert [r["epoch"] for r in runs.load_history(tmp_path / "run")] == [1]
+    assert [r["epoch"] for r in rundir.load_history(tmp_path / "run")] == [1]
     assert any("training budget of 1e-09 minutes is spent" in m for m in messages)
     config.train.max_train_minutes = 600.0
     summary = train_and_evaluate(config, tmp_path / "run", resume=True, **QUIET)
-    assert [r["epoch"] for r in runs.load_history(tmp_path / "run")] == [1, 2, 3]
+    assert [r["epoch"] for r in rundir.load_history(tmp_path / "run")] == [1, 2, 3]
     assert summary["epochs_trained"] == 3
 
 
@@ -200,7 +202,7 @@ def test_time_budget_stops_training_and_a_larger_one_continues_it(mock_data_dir,
 def test_nan_stops_at_once_naming_epoch_and_step_and_writes_nothing_of_that_epoch(
         mock_data_dir, tmp_path, monkeypatch, path):
     name = "train_epoch_stepwise" if path == "per step" else "train_epoch"
-    real, validations = getattr(runner, name), []
+    real, validations = getattr(trainer, name), []
 
     def poisoned(state, images, key, shuffle_key, epoch, *args, **kwargs):
         if epoch == 3:  # Inject a NaN into one weight at the start of epoch 3: step 21 fails.
@@ -209,22 +211,22 @@ def test_nan_stops_at_once_naming_epoch_and_step_and_writes_nothing_of_that_epoc
             state = state.replace(params=params)
         return real(state, images, key, shuffle_key, epoch, *args, **kwargs)
 
-    real_evaluate = runner.evaluate_bound
+    real_evaluate = trainer.evaluate_bound
 
     def counted_evaluate(*args, **kwargs):
         validations.append(args)
         return real_evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(runner, name, poisoned)
-    monkeypatch.setattr(runner, "evaluate_bound", counted_evaluate)
+    monkeypatch.setattr(trainer, name, poisoned)
+    monkeypatch.setattr(trainer, "evaluate_bound", counted_evaluate)
     config = small_config(mock_data_dir, 6)
     config.train.on_device = path != "per step"
     config.train.steps_per_call = 3 if path == "blocks of 3" else 0
-    with pytest.raises(runner.NonFiniteError, match=r"Epoch 3, step 21: the loss became NaN") as err:
-        runner.train_and_evaluate(config, tmp_path / "run", **QUIET)
+    with pytest.raises(errors.NonFiniteError, match=r"Epoch 3, step 21: the loss became NaN") as err:
+        trainer.train_and_evaluate(config, tmp_path / "run", **QUIET)
     assert "last good epoch" in str(err.value)
     assert len(validations) == 2  # Epochs 1 and 2; none for the failed epoch.
-    assert [r["epoch"] for r in runs.load_history(tmp_path / "run")] == [1, 2]
+    assert [r["epoch"] for r in rundir.load_history(tmp_path / "run")] == [1, 2]
     checkpoints = Checkpoints(tmp_path / "run")
     assert checkpoints.latest_epoch() == 2 and checkpoints.best.latest_step() <= 2
     checkpoints.close()
@@ -246,13 +248,13 @@ def test_a_run_directory_that_never_saved_an_epoch_can_be_started_afresh(mock_da
     workdir = tmp_path / "run"
     bad = small_config(mock_data_dir, 2)
     bad.train.learning_rate = 1e30  # Fails in epoch 1: config.json and versions.json, no checkpoint.
-    with pytest.raises(runner.NonFiniteError, match="Epoch 1"):
+    with pytest.raises(errors.NonFiniteError, match="Epoch 1"):
         train_and_evaluate(bad, workdir, **QUIET)
     assert (workdir / "config.json").is_file()
     summary = train_and_evaluate(small_config(mock_data_dir, 2), workdir, **QUIET)
     assert summary["epochs_trained"] == 2
     assert json.loads((workdir / "config.json").read_text())["train"]["learning_rate"] == 1e-3
-    with pytest.raises(runs.RunDirError, match="refusing to overwrite"):  # Now it holds a trained run.
+    with pytest.raises(errors.RunDirError, match="refusing to overwrite"):  # Now it holds a trained run.
         train_and_evaluate(small_config(mock_data_dir, 2), workdir, **QUIET)
 
 
@@ -279,7 +281,7 @@ def test_a_damaged_latest_checkpoint_is_set_aside_and_the_previous_one_resumed(m
     assert str(workdir / "checkpoints" / "latest" / "3") in note and "previous checkpoint (epoch 2)" in note
     aside = list((workdir / "checkpoints" / "damaged").iterdir())
     assert len(aside) == 1 and aside[0].name.startswith("latest-3-") and (aside[0] / "state").is_dir()
-    assert without_timing(runs.load_history(workdir)) == without_timing(runs.load_history(tmp_path / "full"))
+    assert without_timing(rundir.load_history(workdir)) == without_timing(rundir.load_history(tmp_path / "full"))
     assert resumed["test_loss"] == full["test_loss"]
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from fvae.sample_quality import frechet_distance, gaussian_statistics
+from fvae.analysis.sample_scores import frechet_distance, gaussian_statistics
 
 
 def random_covariance(rng, dim, rank=None):

@@ -16,7 +16,11 @@ RECORDED = json.loads(SNAPSHOT.read_text())
 
 
 def test_every_config_has_a_snapshot():
-    assert sorted(RECORDED) == configs.names()
+    missing = sorted(set(configs.names()) - set(RECORDED))
+    assert not missing, (f"no snapshot of {', '.join(missing)}: record it with "
+                         f"python -m tests.snapshot --write {' '.join(missing)}")
+    stale = sorted(set(RECORDED) - set(configs.names()))
+    assert not stale, f"snapshots of configs that no longer exist: {stale}; delete them from {SNAPSHOT}"
 
 
 @pytest.mark.slow  # About 5 s per config, 20 s for a conv one.

@@ -7,16 +7,18 @@ import numpy as np
 import pytest
 
 from experiments import configs
-from fvae import data, report, runs, sweep
-from fvae.report import sample_run
-from fvae.experiment import load_run_state
-from tests.helpers import MOCK_DATA_DIR, bound_slack, mock_fashion_mnist
+from fvae import data, files
+from fvae.run import report, rundir, table
+from fvae.run.assemble import load_run_state
+from fvae.run.report import sample_run
 from tests.conftest import REPO
+from tests.helpers import MOCK_DATA_DIR, bound_slack, mock_fashion_mnist
 from tests.test_plots import assert_picture
 
-TINY = ["data.train_subset=600", "data.val_size=300", "train.max_epochs=1", "train.batch_size=100",
-        "model.encoder_hidden=(32,)", "model.decoder_hidden=(32,)", "output.num_samples=10",
-        "output.num_reconstructions=8"]
+TINY = {"data.train_subset": 600, "data.val_size": 300, "train.max_epochs": 1, "train.batch_size": 100,
+        "model.encoder_hidden": (32,), "model.decoder_hidden": (32,), "output.num_samples": 10,
+        "output.num_reconstructions": 8}
+TINY_FLAGS = [f"--config.{key}={value}".replace(" ", "") for key, value in TINY.items()]
 
 
 NAMES = ("conditional", "binarized_mlp", "discretized_logistic")
@@ -25,7 +27,7 @@ NAMES = ("conditional", "binarized_mlp", "discretized_logistic")
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep")
-    overrides = TINY + [f"data.data_dir={MOCK_DATA_DIR}"]
+    overrides = {**TINY, "data.data_dir": str(MOCK_DATA_DIR)}
     evaluated = []  # (images, labels) that each run's IWAE evaluation really scored
 
     def recording(state, dataset, key, *args, **kwargs):
@@ -35,9 +37,9 @@ def sweep_dir(tmp_path_factory):
     real = report.iwae_log_likelihoods
     with pytest.MonkeyPatch.context() as patch, mock_fashion_mnist():
         patch.setattr(report, "iwae_log_likelihoods", recording)
-        rows = [sweep.run_one(name, configs.load(name, overrides), root, iwae_samples=10, eval_images=100,
+        rows = [table.run_one(name, configs.load(name, overrides), root, iwae_samples=10, eval_images=100,
                               log=lambda _: None) for name in NAMES]
-    (root / "results.md").write_text(sweep.markdown_table(rows, 10, 100))
+    (root / "results.md").write_text(table.markdown_table(rows, 10, 100))
     return root, rows, dict(zip(NAMES, evaluated))
 
 
@@ -60,7 +62,7 @@ def test_sweep_writes_one_row_per_config_with_bits_only_where_defined(sweep_dir)
 def test_binarized_model_is_evaluated_on_the_fixed_binarization_of_the_test_images(sweep_dir, mock_data_dir):
     root, _, evaluated = sweep_dir
     images, _ = evaluated["binarized_mlp"]
-    config = runs.load_config(root / "binarized_mlp")
+    config = rundir.load_config(root / "binarized_mlp")
     raw = data.load(mock_data_dir, val_size=config.data.val_size, seed=config.seed).test.images[:100]
     assert images.shape == (100, 784) and set(np.unique(images)) == {0, 255}
     expected = data.binarize_fixed(raw, [config.likelihood.eval_binarization_seed, 2])
@@ -68,11 +70,11 @@ def test_binarized_model_is_evaluated_on_the_fixed_binarization_of_the_test_imag
     assert abs(images.mean() - raw.mean()) < 2.0  # Each pixel is 255 with probability intensity / 255.
 
 
-def test_sweep_rejects_unknown_configs_and_bad_overrides():
+def test_sweep_rejects_unknown_configs_and_keys():
     with pytest.raises(ValueError, match="no config 'nope'"):
-        configs.load("nope", [])
-    with pytest.raises(ValueError, match="key=value"):
-        configs.load("default", ["train.batch_size"])
+        configs.load("nope")
+    with pytest.raises(ValueError, match="unknown config key 'train.batchsize'"):
+        configs.load("default", {"train.batchsize": 3})
 
 
 @pytest.mark.slow
@@ -112,37 +114,39 @@ def test_parse_label():
 @pytest.mark.slow
 def test_sweep_cli_parses_tuple_overrides_and_names_unknown_keys(tmp_path):
     result = subprocess.run([sys.executable, "-m", "experiments.sweep", "--configs", "default", "--workdir",
-                             str(tmp_path / "sweep"), "--set", "model.encoder_hidden=(512,256),train.max_epoch=3"],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
-    # The tuple parsed whole; the next override's typo is what stops the sweep, before any training.
+                             str(tmp_path / "sweep"), "--config.model.encoder_hidden=(512,256)",
+                             "--config.train.max_epoch=3"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    # The typo stops the sweep with one line, before any training.
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "unknown config key 'train.max_epoch'; nearest valid keys: train.max_epochs" in result.stderr
     assert not (tmp_path / "sweep" / "default").exists()
 
 
 @pytest.mark.slow
-def test_sweep_variants_run_one_config_with_their_own_overrides_under_their_labels(tmp_path):
-    tiny = ",".join(TINY + [f"data.data_dir={MOCK_DATA_DIR}"])
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.mock_cli", "experiments.sweep", "--workdir", str(tmp_path), "--set", tiny,
-         "--iwae_samples", "5", "--eval_images", "100", "--variant", "gated gated_vae",
-         "--variant", "relu gated_vae model.gated=False train.lr_schedule=constant"],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = runs.read_json(tmp_path / "results.json")
-    assert [row["config"] for row in rows] == ["gated", "relu"]
-    gated, relu = (runs.load_config(tmp_path / label) for label in ("gated", "relu"))
-    assert gated.model.gated and gated.train.lr_schedule == "cosine" and gated.train.max_epochs == 1  # --set first
-    assert not relu.model.gated and relu.train.lr_schedule == "constant"
+def test_sweep_labels_make_an_ablation_table_one_call_per_row(tmp_path):
+    common = [sys.executable, "-m", "tests.mock_cli", "experiments.sweep", "--workdir", str(tmp_path), *TINY_FLAGS,
+              f"--config.data.data_dir={MOCK_DATA_DIR}", "--iwae_samples", "5", "--eval_images", "100",
+              "--configs", "gated_vae"]
+    for extra in ([], ["--label", "relu", "--config.model.gated=False", "--config.train.lr_schedule=constant"]):
+        result = subprocess.run([*common, *extra], cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+    rows = files.read_json(tmp_path / "results.json")
+    assert [row["config"] for row in rows] == ["gated_vae", "relu"]
+    gated, relu = (rundir.load_config(tmp_path / label) for label in ("gated_vae", "relu"))
+    assert gated.model.gated and gated.train.lr_schedule == "cosine" and gated.train.max_epochs == 1
+    assert not relu.model.gated and relu.train.lr_schedule == "constant" and relu.train.max_epochs == 1
     assert all(row["sample Frechet distance"] > 0 and row["train min to best"] > 0 for row in rows)
-    assert "| gated | binarized_bernoulli |" in (tmp_path / "results.md").read_text()
+    assert "| gated_vae | binarized_bernoulli |" in (tmp_path / "results.md").read_text()
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant, message", [("lonely", "give a label"), ("a/b gated_vae", "give a label"),
-                                              ("x nope", "no config 'nope'")])
-def test_sweep_cli_rejects_a_malformed_variant_before_training(tmp_path, variant, message):
-    result = subprocess.run([sys.executable, "-m", "experiments.sweep", "--workdir", str(tmp_path / "sweep"),
-                             "--variant", variant], cwd=REPO, capture_output=True, text=True, timeout=300)
+@pytest.mark.parametrize("args, message", [(["--configs", "a,b", "--label", "x"], "names the run of a single config"),
+                                           (["--configs", "gated_vae", "--label", "a/b"], "without '/'"),
+                                           (["--configs", "nope"], "no config 'nope'"),
+                                           ([], "nothing to run"),
+                                           (["--config", "default"], "sweep runs the configs of --configs")])
+def test_sweep_cli_rejects_bad_arguments_before_training(tmp_path, args, message):
+    result = subprocess.run([sys.executable, "-m", "experiments.sweep", "--workdir", str(tmp_path / "sweep"), *args],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1 and "Traceback" not in result.stderr and message in result.stderr
     assert not (tmp_path / "sweep").exists()

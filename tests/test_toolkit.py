@@ -6,13 +6,15 @@ import os
 import numpy as np
 import pytest
 
-from fvae.report import evaluate_run
-from fvae import runs
-from fvae.runner import train_and_evaluate
+from fvae import errors
+from fvae.data import sources
+from fvae.run import rundir
+from fvae.run.assemble import load_run_state, load_splits
+from fvae.run.report import evaluate_run
+from fvae.run.trainer import train_and_evaluate
 from tests.conftest import REPO
-from tests.test_plots import assert_picture
-from fvae.experiment import load_run_state, load_splits
 from tests.helpers import MOCK_DATA_DIR, MOCK_SIZES, bound_slack, mock_fashion_mnist
+from tests.test_plots import assert_picture
 from tests.test_runner import small_config
 
 
@@ -27,17 +29,17 @@ def two_runs(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="module")
-def classifier_dir(tmp_path_factory):
-    """One sample-quality classifier (trained on the mock training split) for the module's runs."""
-    return tmp_path_factory.mktemp("classifier")
+@pytest.fixture
+def classifier_dir(mock_data_dir):
+    """Where the sample-quality classifier (trained once on the mock training split) is kept:
+    the data directory, which under the mock is one temporary folder per test process."""
+    return sources.resolve_data_dir(str(mock_data_dir)) / "fvae_classifier"
 
 
 @pytest.mark.slow
 def test_evaluate_run_writes_metrics_report_codes_and_pictures(two_runs, mock_data_dir, classifier_dir):
     for name, latents in (("latent8", 8), ("latent2", 2)):
-        evaluate_run(two_runs / name, iwae_samples=(1, 10), limit=300, log=lambda _: None,
-                     classifier_dir=classifier_dir)
+        evaluate_run(two_runs / name, iwae_samples=(1, 10), limit=300, log=lambda _: None)
         out = two_runs / name / "eval"
         stored = json.loads((out / "metrics.json").read_text())
         assert stored["images"] == 300 and len(stored["kl_per_dimension"]) == latents
@@ -65,18 +67,17 @@ def test_evaluate_run_writes_metrics_report_codes_and_pictures(two_runs, mock_da
         assert set(pictures) == expected
         for picture in pictures:
             assert_picture(out / picture)
-    with pytest.raises(runs.RunDirError, match="overwrite"):
-        evaluate_run(two_runs / "latent2", iwae_samples=(1,), limit=100, log=lambda _: None,
-                     classifier_dir=classifier_dir)
+    with pytest.raises(errors.RunDirError, match="overwrite"):
+        evaluate_run(two_runs / "latent2", iwae_samples=(1,), limit=100, log=lambda _: None)
 
 
 @pytest.mark.slow
 def test_runs_load_as_a_table_with_histories(two_runs):
-    table = runs.load_runs(two_runs)
+    table = rundir.load_runs(two_runs)
     assert sorted(table["name"]) == ["latent2", "latent8"]
     assert sorted(table["config.model.latents"]) == [2, 8]
     assert table["test_loss"].notna().all()
-    history = runs.load_history(table["path"][0], as_frame=True)
+    history = rundir.load_history(table["path"][0], as_frame=True)
     assert list(history["epoch"]) == [1, 2]
     assert list((two_runs / "latent8" / "tensorboard").glob("events.out.tfevents.*"))
 
@@ -128,9 +129,9 @@ def test_iwae_metrics_match_a_direct_computation_per_k_and_pair_each_k_with_the_
 
     import jax
 
-    from fvae.evaluate import iwae_log_likelihoods
-    from fvae.experiment import model_inputs, run_keys
-    from fvae.report import iwae_metrics
+    from fvae.compute.bounds import iwae_log_likelihoods
+    from fvae.run.assemble import model_inputs, run_keys
+    from fvae.run.report import iwae_metrics
 
     config, state = load_run_state(two_runs / "latent8")
     inputs = jax.device_put(model_inputs(config, load_splits(config).test.take(100)))
@@ -167,7 +168,8 @@ def test_iwae_k_cli_prints_a_row_per_k_writes_json_and_refuses_bad_k(two_runs, t
     rows = [line for line in run.stdout.splitlines() if line.startswith("| 1 |") or line.startswith("| 8 |")]
     assert len(rows) == 2 and f"{stored['iwae_nll_k8']:.2f}" in rows[1]
     before = sorted(p.name for p in (two_runs / "latent8").iterdir())
-    for bad, message in ((["--iwae_samples", "0,5"], "distinct values >= 1"), (["--iwae_samples", "a"], "whole numbers"),
+    for bad, message in ((["--iwae_samples", "0,5"], "distinct values >= 1"),
+                         (["--iwae_samples", "a"], "whole numbers"),
                          (["--limit", "1"], "standard error needs two")):
         refused = subprocess.run([*command, *bad], cwd=REPO, capture_output=True, text=True, timeout=300)
         assert refused.returncode == 1 and "Traceback" not in refused.stderr and message in refused.stderr
@@ -191,20 +193,20 @@ def test_compare_runs_notebook_executes(two_runs, monkeypatch):
 @pytest.mark.slow
 def test_vampprior_run_evaluates_with_its_own_prior(mock_data_dir, tmp_path, classifier_dir):
     from experiments.configs import vampprior_mlp
-    from fvae.evaluate import iwae_log_likelihoods
+    from fvae.compute.bounds import iwae_log_likelihoods
 
     config = small_config(mock_data_dir, 2, base=vampprior_mlp)
     config.prior.components, config.train.batch_size, config.train.max_train_minutes = 20, 100, 0.0
     train_and_evaluate(config, tmp_path / "run", log=lambda _: None, progress=False)
-    stored = evaluate_run(tmp_path / "run", iwae_samples=(1, 10), limit=200, log=lambda _: None,
-                          classifier_dir=classifier_dir)
+    stored = evaluate_run(tmp_path / "run", iwae_samples=(1, 10), limit=200, log=lambda _: None)
     assert stored["likelihood"] == "binarized_bernoulli" and "iwae_bits_per_dim_k10" in stored
     _, state = load_run_state(tmp_path / "run")
     images = load_splits(config).test.images[:200]
     assert stored["iwae_nll_k10"] <= stored["iwae_nll_k1"] + bound_slack(state, images, None, 10)
     # The VampPrior's log p(z) is used: scoring the same samples under N(0, I) gives other numbers.
     import jax
-    from fvae.gaussians import log_standard_normal
+
+    from fvae.models.gaussians import log_standard_normal
 
     vamp = float(-iwae_log_likelihoods(state, images, jax.random.key(0), 10, 100, 10).mean())
     standard = state.replace(apply_fn=_with_standard_normal_prior(state.apply_fn, log_standard_normal))
@@ -234,8 +236,7 @@ def test_hierarchical_vampprior_run_trains_and_evaluates_like_any_model(mock_dat
     config.objective.warmup_epochs, config.train.max_train_minutes = 0, 0.0
     summary = train_and_evaluate(config, tmp_path / "run", log=lambda _: None, progress=False)
     assert summary["test_loss"] == pytest.approx(summary["test_reconstruction"] + summary["test_kl"])
-    stored = evaluate_run(tmp_path / "run", iwae_samples=(1, 10), limit=200, log=lambda _: None,
-                          classifier_dir=classifier_dir)
+    stored = evaluate_run(tmp_path / "run", iwae_samples=(1, 10), limit=200, log=lambda _: None)
     assert len(stored["kl_per_dimension"]) == stored["latents"] == 8 + 4  # Both layers' codes.
     assert 0 <= stored["active_units"] <= 12
     assert (tmp_path / "run" / "eval" / "latent_pca.png").is_file()  # 12-D codes: no 2-D manifold.
@@ -259,5 +260,5 @@ def test_conditional_run_reports_the_classifiers_accuracy_on_its_class_condition
     train_and_evaluate(config, tmp_path / "run", log=lambda _: None, progress=False)
     stored = evaluate_run(tmp_path / "run", iwae_samples=(1,), limit=500, log=lambda _: None)
     assert stored["class_conditional_accuracy"] > 0.25 and stored["frechet_distance"] > 0
-    from fvae import data_files
-    assert list((data_files.resolve_data_dir(config.data.data_dir) / "fvae_classifier").glob("*.msgpack"))
+    from fvae.data import sources
+    assert list((sources.resolve_data_dir(config.data.data_dir) / "fvae_classifier").glob("*.msgpack"))

@@ -3,7 +3,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fvae import train
+from fvae import compute
+from fvae.compute import EpochOptions, steps
+from fvae.models.losses import Objective
+from fvae.run import stopping
 from tests.helpers import fake_images, new_state, params_equal
 
 
@@ -11,7 +14,7 @@ def test_train_step_lowers_the_loss_on_a_fixed_batch():
     state, batch, key = new_state(), fake_images(64), jax.random.key(1)
     losses = []
     for _ in range(60):
-        state, metrics = train.train_step(state, batch, key)
+        state, metrics = compute.train_step(state, batch, key)
         losses.append(float(metrics["loss"]))
     assert np.mean(losses[-10:]) < 0.85 * np.mean(losses[:10])
     assert int(state.step) == 60
@@ -19,8 +22,8 @@ def test_train_step_lowers_the_loss_on_a_fixed_batch():
 
 def test_train_step_accepts_uint8_and_unit_floats_alike():
     batch = fake_images(16)
-    _, from_uint8 = train.train_step(new_state(), batch, jax.random.key(1))
-    _, from_float = train.train_step(new_state(), batch.astype(np.float32) / 255, jax.random.key(1))
+    _, from_uint8 = compute.train_step(new_state(), batch, jax.random.key(1))
+    _, from_float = compute.train_step(new_state(), batch.astype(np.float32) / 255, jax.random.key(1))
     np.testing.assert_allclose(from_uint8["loss"], from_float["loss"], rtol=1e-6)
 
 
@@ -30,7 +33,7 @@ def test_same_seed_gives_bit_identical_parameters():
     def run(seed):
         state = new_state(seed)
         for epoch in range(2):
-            state, _ = train.train_epoch(state, images, jax.random.key(7), jax.random.key(8), epoch, 64)
+            state, _ = compute.train_epoch(state, images, jax.random.key(7), jax.random.key(8), epoch, EpochOptions(64))
         return state.params
 
     assert params_equal(run(0), run(0))
@@ -41,7 +44,7 @@ def test_step_keys_differ_so_noise_differs_between_steps():
     # Same batch, same parameters, different step counter -> different sampled loss.
     state = new_state()
     batch = fake_images(32)
-    step = jax.jit(train.train_step_unjitted)
+    step = jax.jit(steps.train_step_unjitted)
     _, m0 = step(state, batch, jax.random.key(3))
     _, m1 = step(state.replace(step=state.step + 1), batch, jax.random.key(3))
     assert float(m0["reconstruction"]) != float(m1["reconstruction"])
@@ -49,18 +52,18 @@ def test_step_keys_differ_so_noise_differs_between_steps():
 
 def test_epoch_batches_are_a_deterministic_shuffle():
     key = jax.random.key(0)
-    idx = np.asarray(train.epoch_batches(key, 3, 1000, 64))
+    idx = np.asarray(compute.epoch_batches(key, 3, 1000, 64))
     assert idx.shape == (15, 64)
     assert len(np.unique(idx)) == idx.size  # No image twice in an epoch.
-    np.testing.assert_array_equal(idx, train.epoch_batches(key, 3, 1000, 64))
-    assert not np.array_equal(idx, train.epoch_batches(key, 4, 1000, 64))
+    np.testing.assert_array_equal(idx, compute.epoch_batches(key, 3, 1000, 64))
+    assert not np.array_equal(idx, compute.epoch_batches(key, 4, 1000, 64))
 
 
 def test_on_device_epoch_matches_the_per_step_host_loop():
     images = fake_images(640)
     key, shuffle_key = jax.random.key(1), jax.random.key(2)
-    fast, fast_metrics = train.train_epoch(new_state(), jnp.asarray(images), key, shuffle_key, 1, 64)
-    slow, slow_metrics = train.train_epoch_stepwise(new_state(), images, key, shuffle_key, 1, 64)
+    fast, fast_metrics = compute.train_epoch(new_state(), jnp.asarray(images), key, shuffle_key, 1, EpochOptions(64))
+    slow, slow_metrics = compute.train_epoch_stepwise(new_state(), images, key, shuffle_key, 1, EpochOptions(64))
     assert int(fast.step) == int(slow.step) == 10
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), fast.params, slow.params)
     np.testing.assert_allclose(fast_metrics["loss"], slow_metrics["loss"], rtol=1e-5)
@@ -70,20 +73,21 @@ def test_blocks_of_steps_match_one_call_per_epoch():
     images = jnp.asarray(fake_images(640))
     key, shuffle_key = jax.random.key(1), jax.random.key(2)
     calls = []
-    whole, _ = train.train_epoch(new_state(), images, key, shuffle_key, 1, 64)
-    blocks, _ = train.train_epoch(new_state(), images, key, shuffle_key, 1, 64, steps_per_call=3,
-                                  on_progress=calls.append)
+    whole, _ = compute.train_epoch(new_state(), images, key, shuffle_key, 1, EpochOptions(64))
+    blocks, _ = compute.train_epoch(new_state(), images, key, shuffle_key, 1,
+                                    EpochOptions(64, steps_per_call=3, on_progress=calls.append))
     assert calls == [3, 3, 3, 1]
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), whole.params, blocks.params)
 
 
 def test_train_epoch_rejects_a_batch_larger_than_the_data():
     with pytest.raises(ValueError, match="batch_size"):
-        train.train_epoch(new_state(), jnp.asarray(fake_images(10)), jax.random.key(0), jax.random.key(1), 1, 64)
+        compute.train_epoch(new_state(), jnp.asarray(fake_images(10)), jax.random.key(0), jax.random.key(1), 1,
+                            EpochOptions(64))
 
 
 def test_early_stopping_on_a_synthetic_loss_sequence():
-    stopper = train.EarlyStopping(patience=3, min_delta=0.5)
+    stopper = stopping.EarlyStopping(patience=3, min_delta=0.5)
     losses = [10.0, 9.0, 8.8, 8.7, 7.0, 6.9, 6.8, 6.7, 1.0]
     stopped_at = None
     for epoch, loss in enumerate(losses, start=1):
@@ -93,7 +97,7 @@ def test_early_stopping_on_a_synthetic_loss_sequence():
             break
     # 9.0 improves on 10.0; 8.8 and 8.7 are within min_delta; 7.0 improves; then 3 bad epochs.
     assert (stopped_at, stopper.best_epoch, stopper.best_loss) == (8, 5, 7.0)
-    restored = train.EarlyStopping.from_dict(stopper.to_dict())
+    restored = stopping.EarlyStopping.from_dict(stopper.to_dict())
     assert restored == stopper
 
 
@@ -101,20 +105,20 @@ def test_replaying_early_stopping_matches_a_brute_force_reading_of_the_curve():
     rng = np.random.default_rng(0)
     losses = list(300 - np.cumsum(rng.exponential(1.0, 200)) + rng.normal(0, 3.0, 200))
     for patience in (1, 5, 20, 500):
-        stopper, trained = train.replay_early_stopping(losses, patience)
+        stopper, trained = stopping.replay_early_stopping(losses, patience)
         # Brute force: the first epoch that ends a run of `patience` epochs none of which beats
         # the minimum of all epochs before that run.
         expected = next((e for e in range(patience + 1, len(losses) + 1)
                          if min(losses[e - patience:e]) >= min(losses[:e - patience])), len(losses))
         best = int(np.argmin(losses[:expected])) + 1
         assert (trained, stopper.best_epoch, stopper.best_loss) == (expected, best, losses[best - 1])
-    assert train.replay_early_stopping(losses, 500)[1] == len(losses)  # Never stops: trains them all.
+    assert stopping.replay_early_stopping(losses, 500)[1] == len(losses)  # Never stops: trains them all.
 
 
-def family_state(objective=train.Objective(), seed=0, **overrides):
+def family_state(objective=Objective(), seed=0, **overrides):
     """A small VAE of any family member: overrides are config keys like likelihood__name."""
-    from fvae.config import defaults, validate
     from fvae.models import build_model
+    from fvae.run.config import defaults, validate
 
     config = defaults()
     config.model.encoder_hidden = config.model.decoder_hidden = (32,)
@@ -123,18 +127,18 @@ def family_state(objective=train.Objective(), seed=0, **overrides):
         section, name = key.split("__")
         config[section][name] = value
     validate(config)
-    return train.create_train_state(build_model(config), jax.random.key(seed), fake_images(1), 1e-3, objective)
+    return compute.create_train_state(build_model(config), jax.random.key(seed), fake_images(1), 1e-3, objective)
 
 
 # Every likelihood (and the conditional conv VAE) through real train steps; every architecture,
 # prior and objective is covered by the registry contract in tests/test_architectures.py.
 FAMILY = {
-    "conditional_conv": (train.Objective(), {"model__conditional": True, "model__architecture": "conv"}),
-    "binarized": (train.Objective(), {"likelihood__name": "binarized_bernoulli"}),
-    "continuous_bernoulli": (train.Objective(), {"likelihood__name": "continuous_bernoulli"}),
-    "discretized_logistic": (train.Objective(), {"likelihood__name": "discretized_logistic", "likelihood__mixtures": 2}),
-    "gaussian_global": (train.Objective(), {"likelihood__name": "gaussian", "likelihood__variance": "global"}),
-    "hierarchical_vamp_iwae": (train.Objective(iwae_samples=3), {"model__architecture": "hierarchical",
+    "conditional_conv": (Objective(), {"model__conditional": True, "model__architecture": "conv"}),
+    "binarized": (Objective(), {"likelihood__name": "binarized_bernoulli"}),
+    "continuous_bernoulli": (Objective(), {"likelihood__name": "continuous_bernoulli"}),
+    "discretized_logistic": (Objective(), {"likelihood__name": "discretized_logistic", "likelihood__mixtures": 2}),
+    "gaussian_global": (Objective(), {"likelihood__name": "gaussian", "likelihood__variance": "global"}),
+    "hierarchical_vamp_iwae": (Objective(iwae_samples=3), {"model__architecture": "hierarchical",
                                                                   "model__top_latents": 3, "prior__name": "vamp"}),
 }
 
@@ -147,13 +151,13 @@ def test_every_objective_and_likelihood_trains_with_finite_gradients(member):
     images = fake_images(32)
     batch = {"image": images, "label": np.arange(32) % 10} if overrides.get("model__conditional") else images
     before = jax.tree.map(jnp.copy, state.params)  # train_step donates the state's buffers.
-    gradient = jax.jit(jax.grad(lambda params, state: train.train_step_unjitted(
+    gradient = jax.jit(jax.grad(lambda params, state: steps.train_step_unjitted(
         state.replace(params=params), batch, jax.random.key(1))[1]["loss"]))
     losses = []
     for _ in range(3):
         grads = gradient(state.params, state)
         assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads)), member
-        state, metrics = train.train_step(state, batch, jax.random.key(1))
+        state, metrics = compute.train_step(state, batch, jax.random.key(1))
         losses.append(float(metrics["loss"]))
     assert np.isfinite(losses).all()
     assert not params_equal(before, state.params)
@@ -191,17 +195,19 @@ def test_a_nonfinite_loss_stops_the_epoch_after_its_block_or_step(path):
     assert bad_step == 8  # Step 8 of 20: in block 3 of blocks of 3 steps (steps 7-9).
     images, key = poisoned_images(n, bad_row), jax.random.key(1)
     if path == "per step":
-        state, metrics = train.train_epoch_stepwise(new_state(), images, key, shuffle_key, 0, batch_size)
+        state, metrics = compute.train_epoch_stepwise(new_state(), images, key, shuffle_key, 0,
+                                                      EpochOptions(batch_size))
         steps_run = bad_step
     else:
         block = 3 if path == "blocks of 3" else 0
-        state, metrics = train.train_epoch(new_state(), jnp.asarray(images), key, shuffle_key, 0, batch_size, block)
+        state, metrics = compute.train_epoch(new_state(), jnp.asarray(images), key, shuffle_key, 0,
+                                               EpochOptions(batch_size, block))
         steps_run = 9 if block else n // batch_size
-    assert train.first_nonfinite_step(metrics) == bad_step
+    assert compute.first_nonfinite_step(metrics) == bad_step
     assert int(state.step) == steps_run
 
 
 def test_finite_epochs_run_every_step_whatever_the_path():
     images, key, shuffle_key = jnp.asarray(fake_images(640)), jax.random.key(1), jax.random.key(2)
-    state, metrics = train.train_epoch(new_state(), images, key, shuffle_key, 0, 32, 3)
-    assert int(state.step) == 20 and train.first_nonfinite_step(metrics) == -1
+    state, metrics = compute.train_epoch(new_state(), images, key, shuffle_key, 0, EpochOptions(32, 3))
+    assert int(state.step) == 20 and compute.first_nonfinite_step(metrics) == -1

@@ -1,38 +1,52 @@
-"""Experiment configs by name: `load("default", ["train.max_epochs=3"])`."""
+"""Experiment configs, named by file: `load("gated_vae")` or `load("path/to/config.py")`.
+
+Every script takes a config the same way, `--config NAME_OR_PATH`, and overrides as
+`--config.KEY=VALUE` (ml_collections' config flags; see experiments/cli.py).
+"""
 
 from __future__ import annotations
 
-import ast
-import importlib
+import importlib.util
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import ml_collections
 
-from fvae.config import check_key, split_overrides
 from fvae.errors import ConfigError
+from fvae.run.config import check_key
 
 CONFIG_DIR = Path(__file__).resolve().parent
 
 
 def names() -> list[str]:
-    """The config files in experiments/configs, by module name."""
+    """The config files in experiments/configs, by name."""
     return sorted(p.stem for p in CONFIG_DIR.glob("*.py") if p.stem != "__init__")
 
 
-def load(name: str, overrides: list[str] = ()) -> ml_collections.ConfigDict:
-    """experiments/configs/<name>.py with `key.path=value` overrides (values as Python literals;
-    one string may hold several, comma-separated: see fvae.config.split_overrides)."""
-    if name not in names():
-        raise ConfigError(f"no config {name!r} in experiments/configs (known: {', '.join(names())})")
-    config = importlib.import_module(f"experiments.configs.{name}").get_config()
-    for override in split_overrides(list(overrides)):
-        key, sep, text = override.partition("=")
-        if not sep:
-            raise ConfigError(f"--set expects key=value, got {override!r}")
+def path(name_or_path: str) -> Path:
+    """The config file a name (experiments/configs/<name>.py) or a path to a .py file names."""
+    given = Path(name_or_path)
+    if given.suffix == ".py" and given.is_file():
+        return given.resolve()
+    if name_or_path in names():
+        return CONFIG_DIR / f"{name_or_path}.py"
+    raise ConfigError(f"no config {name_or_path!r}: give a name in experiments/configs ({', '.join(names())}) "
+                      "or the path of a .py file with get_config()")
+
+
+def load(name_or_path: str, overrides: Mapping[str, Any] | None = None) -> ml_collections.ConfigDict:
+    """The config a name or path names, with flattened overrides ({"train.max_epochs": 3}) applied."""
+    file = path(name_or_path)
+    if file.parent == CONFIG_DIR:
+        module = importlib.import_module(f"experiments.configs.{file.stem}")
+    else:
+        spec = importlib.util.spec_from_file_location(f"fvae_config_{file.stem}", file)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    config = module.get_config()
+    for key in overrides or {}:
         check_key(key)
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            value = text  # A bare string such as likelihood.name=gaussian.
-        config.update_from_flattened_dict({key: value})
+    config.update_from_flattened_dict(dict(overrides or {}))
     return config

@@ -1,4 +1,5 @@
-"""A conv VAE with 32 latents: conv_2d (stride-2 convs 32 -> 64, pixel-shuffle upsampling) with a 256-unit dense layer each way; Bernoulli likelihood on grey pixels.
+"""A conv VAE with 32 latents: conv_2d (stride-2 convs 32 -> 64, pixel-shuffle upsampling) with
+a 256-unit dense layer each way; Bernoulli likelihood on grey pixels.
 
 Run:  python -m experiments.train --config experiments/configs/conv.py --workdir runs/conv
 """

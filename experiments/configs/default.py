@@ -2,12 +2,12 @@
 
 Run:  python -m experiments.train --config experiments/configs/default.py --workdir runs/default
 Override any value:  --config.train.batch_size=256 --config.model.latents=16
-Every key, its default and its meaning: fvae/config.py.
+Every key, its default and its meaning: fvae/run/config.py.
 """
 
 import ml_collections
 
-from fvae.config import defaults
+from fvae.run.config import defaults
 
 
 def get_config() -> ml_collections.ConfigDict:

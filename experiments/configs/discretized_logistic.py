@@ -1,7 +1,8 @@
 """The default MLP VAE with a mixture of 3 discretized logistics over the 256 pixel levels:
 -log p(x) is a true discrete likelihood, reported in bits per dimension.
 
-Run:  python -m experiments.train --config experiments/configs/discretized_logistic.py --workdir runs/discretized_logistic
+Run:  python -m experiments.train --config experiments/configs/discretized_logistic.py \
+        --workdir runs/discretized_logistic
 """
 
 from experiments.configs import default

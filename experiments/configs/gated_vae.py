@@ -8,19 +8,22 @@ Run:  python -m experiments.train --config experiments/configs/gated_vae.py --wo
 Then: python -m experiments.evaluate --workdir runs/gated_vae --iwae_samples=5000
 """
 
-from experiments.configs import binarized_mlp
+import ml_collections
+
+from fvae.run.config import defaults
 
 
-def get_config():
-    config = binarized_mlp.get_config()
+def get_config() -> ml_collections.ConfigDict:
+    config = defaults()
+    config.likelihood.name = "binarized_bernoulli"  # Dynamic binarization; evaluation binarized once.
     config.model.gated = True
     config.model.encoder_hidden = (300, 300)
     config.model.decoder_hidden = (300, 300)
-    config.train.batch_size = 100
-    config.train.learning_rate = 1e-3
-    config.train.lr_schedule = "cosine"
-    config.train.max_epochs = 1000
+    config.model.latents = 40
     config.objective.warmup_epochs = 100
+    config.train.learning_rate = 1e-3
+    config.train.lr_schedule = "cosine"  # From learning_rate down to 0 at max_epochs.
+    config.train.max_epochs = 1000
     config.train.patience = 100
-    config.train.max_train_minutes = 0.0
+    config.train.batch_size = 100
     return config

@@ -1,7 +1,8 @@
 """hierarchical_mlp with the VampPrior on the top layer: p(z2) is the mixture of
 q(z2 | E[z1 | u_k], u_k) at 500 learned pseudo-inputs u_k (Tomczak and Welling, 2018).
 
-Run:  python -m experiments.train --config experiments/configs/hierarchical_vampprior.py --workdir runs/hierarchical_vampprior
+Run:  python -m experiments.train --config experiments/configs/hierarchical_vampprior.py \
+        --workdir runs/hierarchical_vampprior
 Then: python -m experiments.evaluate --workdir runs/hierarchical_vampprior --iwae_samples=1000,5000
 """
 

@@ -5,24 +5,24 @@
 
 vae.py: VAEOutput (what every VAE returns) and VAE; mlp.py, conv.py: encoders and
 decoders; hierarchical.py: the two-layer VAE. The architectures that assemble them from
-a config are registered in fvae.architectures.
+a config are registered in fvae.models.architectures.
 """
 
-from fvae.architectures import ARCHITECTURES, Architecture
-from fvae.likelihoods import build_likelihood
+from fvae.models.architectures import ARCHITECTURES, Architecture
 from fvae.models.conv import ConvDecoder, ConvEncoder, pixel_shuffle
 from fvae.models.hierarchical import HierarchicalVAE
+from fvae.models.likelihoods import build_likelihood
 from fvae.models.mlp import NUM_PIXELS, Decoder, Encoder
+from fvae.models.priors import build_prior
+from fvae.models.registry import lookup
 from fvae.models.vae import VAE, VAEOutput
-from fvae.priors import build_prior
-from fvae.registry import lookup
 
 __all__ = ["NUM_PIXELS", "ConvDecoder", "ConvEncoder", "Decoder", "Encoder", "HierarchicalVAE", "VAE", "VAEOutput",
            "architecture", "build_model", "pixel_shuffle"]
 
 
 def architecture(config) -> Architecture:
-    """The architecture (fvae.architectures) that `config.model` names, with its own fields."""
+    """The architecture (fvae.models.architectures) that `config.model` names, with its own fields."""
     return lookup(ARCHITECTURES, config.model.architecture, "model.architecture").from_config(config.model)
 
 

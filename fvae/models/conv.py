@@ -6,7 +6,8 @@ convolution elsewhere (`conv_impl`), with nn.Conv's and nn.ConvTranspose's param
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax

@@ -22,9 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fvae.architectures import Conv
-
-CONV_IMPLS = Conv.conv_impls  # ("auto", "matmul", "xla"): also checked in configs
+CONV_IMPLS = ("auto", "matmul", "xla")  # model.conv_impl: "auto" is matmul on the CPU, else the backend's conv
 
 
 def use_matmul(impl: str) -> bool:
@@ -97,7 +95,8 @@ def conv_transpose3x3_stride2(x: jax.Array, kernel: jax.Array, phases: str = "jo
         out = (jnp.concatenate(views, -1).reshape(-1, 4 * c) @ joint).reshape(b, h, w, 2, 2, f)
     elif phases == "split":
         def phase(p: int, q: int) -> jax.Array:
-            used = [(a, bb) for a in range(2) for bb in range(2) if _PHASE_TAPS[a, p].any() and _PHASE_TAPS[bb, q].any()]
+            used = [(a, bb) for a in range(2) for bb in range(2)
+                    if _PHASE_TAPS[a, p].any() and _PHASE_TAPS[bb, q].any()]
             weights = jnp.concatenate([kernel[int(_PHASE_TAPS[a, p].argmax()), int(_PHASE_TAPS[bb, q].argmax())]
                                        for a, bb in used], axis=0)  # (len(used) * C, F)
             patches = jnp.concatenate([views[2 * a + bb] for a, bb in used], -1)
@@ -112,7 +111,7 @@ def _conv_parameters(module: nn.Module, x: jax.Array, features: int, dtype: Any)
     """x, "kernel" (3, 3, C, F) and "bias" (F,) as nn.Conv / nn.ConvTranspose create them, in `dtype`."""
     kernel = module.param("kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], features))
     bias = module.param("bias", nn.initializers.zeros_init(), (features,))
-    return nn.dtypes.promote_dtype(x, kernel, bias, dtype=dtype)
+    return tuple(nn.dtypes.promote_dtype(x, kernel, bias, dtype=dtype))
 
 
 class Conv3x3(nn.Module):

@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fvae.gaussians import kl_per_dimension, log_normal_diag, reparameterize
+from fvae.models.gaussians import kl_per_dimension, log_normal_diag, reparameterize
 from fvae.models.vae import VAE, VAEOutput
 
 
@@ -25,8 +25,8 @@ class HierarchicalVAE(VAE):
     prior_net: p(z1 | z2) (an Encoder reading z2); decoder: p(x | z1, z2) on [z1, z2].
     """
 
-    top_encoder: nn.Module = None
-    prior_net: nn.Module = None
+    top_encoder: nn.Module = None  # type: ignore[assignment]  # required: set by the architecture
+    prior_net: nn.Module = None  # type: ignore[assignment]  # required: set by the architecture
 
     @property
     def latents(self) -> int:

@@ -13,10 +13,10 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from fvae.gaussians import kl_per_dimension, log_normal_diag, reparameterize
-from fvae.likelihoods import Bernoulli, Likelihood
+from fvae.models.gaussians import kl_per_dimension, log_normal_diag, reparameterize
+from fvae.models.likelihoods import Bernoulli, Likelihood
 from fvae.models.mlp import NUM_PIXELS
-from fvae.priors import Prior, StandardNormal
+from fvae.models.priors import Prior, StandardNormal
 
 
 @struct.dataclass
@@ -45,7 +45,7 @@ class VAEOutput:
 class VAE(nn.Module):
     """Encoder + decoder + likelihood + prior (+ label conditioning).
 
-    prior: fvae.priors (N(0, I), or the VampPrior, whose pseudo-inputs this module holds).
+    prior: fvae.models.priors (N(0, I), or the VampPrior, whose pseudo-inputs this module holds).
     num_classes: > 0 makes encoder and decoder conditional on a label (B,) int.
     """
 

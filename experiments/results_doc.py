@@ -1,0 +1,173 @@
+"""Writes docs/results.md, and the results table between the markers in README.md, from the
+files in results/ (results/index.json says where each came from): every number in them is
+read from a file, never typed.
+
+    python -m experiments.results_doc            # rewrite both
+    python -m experiments.results_doc --check    # exit 1 if either differs from what it would write
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "results.md"
+README = REPO / "README.md"
+BEGIN, END = "<!-- results table: written by experiments/results_doc.py -->", "<!-- end of results table -->"
+
+
+def _read(path: str):
+    return json.loads((REPO / path).read_text())
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def _source(entry: dict) -> str:
+    return f"Measured {entry['date']} on {entry['cpu']}" + (f" ({entry['software']})" if "software" in entry else "")
+
+
+def headline_table(index: dict) -> str:
+    """The three published models: one row each."""
+    rows = []
+    for run in index["headline"]["runs"]:
+        m = _read(run["metrics"])
+        history = [json.loads(line) for line in (REPO / run["history"]).read_text().splitlines() if line.strip()]
+        minutes = f"{sum(r['seconds'] for r in history if r['epoch'] <= m['best_epoch']) / 60:.1f}"
+        rows.append([f"`{run['config']}`", run["prior"], f"{m['best_epoch']} / {m['epochs_trained']:,}",
+                     f"{minutes} ({m['train_seconds'] / 60:.1f})",
+                     f"**{m['iwae_nll_k5000']:.2f}** +- {m['iwae_nll_k5000_stderr']:.2f}",
+                     f"{m['iwae_bits_per_dim_k5000']:.4f}", f"{m['elbo_loss']:.2f}",
+                     f"{m['active_units']}/{m['latents']}", f"{m['linear_probe_accuracy']:.3f}",
+                     f"{m['frechet_distance']:.1f}", f"{run['published']:.2f}"])
+    return _table(["config", "prior", "epochs (best / run)", "minutes to best (run)", "test -log p(x), K=5000",
+                   "bits/dim", "test neg. ELBO", "active units", "probe acc.", "sample Frechet distance",
+                   "published"], rows)
+
+
+def _earlier_table(section: dict) -> str:
+    rows = []
+    for run in section["runs"]:
+        m = _read(run["metrics"])
+        rows.append([f"`{run['config']}`", run["prior"], f"{m['best_epoch']} / {m['epochs_trained']}",
+                     f"{m['train_seconds'] / 60:.1f}", f"{m['elbo_loss']:.2f}", f"**{m['iwae_nll_k5000']:.2f}**",
+                     f"{m['iwae_bits_per_dim_k5000']:.4f}", f"{m['active_units']}/{m['latents']}",
+                     f"{m['linear_probe_accuracy']:.3f}", f"{run['published']:.2f}"])
+    return _table(["config", "prior", "epochs (best / trained)", "training minutes", "test neg. ELBO",
+                   "test -log p(x), K=5000", "bits/dim", "active units", "probe acc.", "published"], rows)
+
+
+def _conv_table(section: dict) -> str:
+    rows = []
+    for run in section["runs"]:
+        m, t = _read(run["metrics"]), _read(run["training"])
+        rows.append([f"`{run['config']}`", f"{t['best_epoch']} / {t['epochs_trained']}",
+                     f"{t['train_seconds'] / 60:.1f}", f"{m['elbo_loss']:.2f}",
+                     f"{m['iwae_nll_k100']:.2f} +- {m['iwae_nll_k100_stderr']:.2f}",
+                     f"{m['active_units']}/{m['latents']}", f"{m['linear_probe_accuracy']:.3f}",
+                     f"{m['knn5_accuracy']:.3f}"])
+    return _table(["config", "epochs (best / trained)", "training minutes", "test neg. ELBO", "test -log p(x), K=100",
+                   "active units", "probe acc.", "5-NN acc."], rows)
+
+
+def _iwae_k_table(section: dict) -> str:
+    data = _read(section["file"])
+    ks = sorted({int(k.split("_k")[1]) for m in data.values() for k in m
+                 if k.startswith("iwae_nll_k") and k.count("_") == 2})
+    largest = max(ks)
+    rows = []
+    for config, m in data.items():
+        row = [f"`{config}`"]
+        for k in ks:
+            if k == largest:
+                row.append(f"{m[f'iwae_nll_k{k}']:.2f}")
+            else:
+                gap = f"iwae_nll_k{k}_minus_k{largest}"
+                row.append(f"+{m[gap]:.2f} +- {m[gap + '_stderr']:.2f}")
+        rows.append(row)
+    return _table(["model", *(f"K={k}" + (" (nats)" if k == largest else " excess") for k in ks)], rows)
+
+
+def _sample_quality_table(section: dict) -> str:
+    rows = []
+    for entry in _read(section["file"]):
+        if "frechet_distance" in entry:
+            rows.append([entry["images"], f"{entry['frechet_distance']:.1f}"])
+        elif "accuracy" in entry:
+            rows.append([entry["images"], f"accuracy {entry['accuracy']:.4f}"])
+    return _table(["images", "Frechet distance"], rows)
+
+
+def _records_table(section: dict) -> str:
+    records = _read(section["file"])
+    header = list(records[0])
+    header.remove("config")
+    header.insert(0, "config")
+
+    def cell(value) -> str:
+        if value is None:
+            return "n/a"
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    return _table(header, [[cell(r.get(k)) for k in header] for r in records])
+
+
+def _section(title: str, setting: str, source: str, table: str, extra: str = "") -> str:
+    return f"## {title}\n\n{setting}\n\n{table}\n\n{source}.{extra}\n"
+
+
+def results_doc(index: dict) -> str:
+    h, e, c = index["headline"], index["earlier"], index["conv"]
+    dates = ", ".join(f"`{r['config']}` {r['date']}" for r in h["runs"])
+    parts = ["# Results\n\nWritten by `python -m experiments.results_doc` from the files in `results/` "
+             "(`results/index.json` says when, where and how each was measured); do not edit by hand. Results are "
+             "bit-identical for the same config and seed on the same CPU type and jax build, and differ slightly on "
+             "another CPU type (every run records its CPU in `versions.json`).\n",
+             _section(h["title"], h["setting"], f"Measured on {h['cpu']} ({h['software']}): {dates}. Files: "
+                      + ", ".join(f"`{r['metrics']}`" for r in h["runs"]), headline_table(index),
+                      "\n\nReproduce a row:\n\n```bash\n" + "\n".join(h["commands"]) + "\n```\n"),
+             _section(e["title"], e["setting"], _source({**e, "date": e["runs"][0]["date"]}) + ". Files: "
+                      + ", ".join(f"`{r['metrics']}`" for r in e["runs"]), _earlier_table(e)),
+             _section(c["title"], c["setting"], _source({**c, "date": c["runs"][0]["date"]}) + ". Files: "
+                      + ", ".join(f"`{r['metrics']}`, `{r['training']}`" for r in c["runs"]), _conv_table(c))]
+    for key, make in (("iwae_k", _iwae_k_table), ("sample_quality", _sample_quality_table)):
+        s = index[key]
+        parts.append(_section(s["title"], s["setting"], f"{_source(s)}. File: `{s['file']}`; command: `{s['command']}`",
+                              make(s)))
+    for s in index["tables"]:
+        parts.append(_section(s["title"], s["setting"], f"{_source(s)}. File: `{s['file']}`; command: `{s['command']}`",
+                              _records_table(s)))
+    return "\n".join(parts)
+
+
+def readme_with_table(readme: str, index: dict) -> str:
+    """README.md with the headline table (and its source line) between the markers replaced."""
+    start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
+    h = index["headline"]
+    block = (f"\n{headline_table(index)}\n\n{h['cpu']}, {h['software']}; "
+             "details in [docs/results.md](docs/results.md).\n")
+    return readme[:start] + block + readme[end:]
+
+
+def main(argv: list[str]) -> int:
+    index = _read("results/index.json")
+    wanted = {DOC: results_doc(index), README: readme_with_table(README.read_text(), index)}
+    if "--check" in argv:
+        stale = [p.name for p, text in wanted.items() if not p.is_file() or p.read_text() != text]
+        if stale:
+            print(f"error: {', '.join(stale)} differ from results/: run python -m experiments.results_doc",
+                  file=sys.stderr)
+            return 1
+        return 0
+    DOC.parent.mkdir(exist_ok=True)
+    for path, text in wanted.items():
+        path.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

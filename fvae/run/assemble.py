@@ -1,0 +1,123 @@
+"""Experiment setup from a config: the run's random streams, its data splits (with the
+evaluation binarization), its initial state, the labels a model is given, and a trained
+run's state for analysis. Shared by the runner, the report, the sweep and notebooks."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+import optax
+
+from fvae import data
+from fvae.analysis.classifier import cached_classifier
+from fvae.compute.state import TrainState, create_train_state
+from fvae.data import NUM_TRAIN, sources
+from fvae.models import build_model
+from fvae.models.likelihoods import build_likelihood
+from fvae.models.losses import Objective
+from fvae.models.priors import build_prior
+from fvae.run import rundir
+from fvae.run.checkpoints import Checkpoints
+
+
+def steps_per_epoch(config: ml_collections.ConfigDict) -> int:
+    """Train steps in one epoch: the training images (after the validation split) // batch size."""
+    train_images = config.data.train_subset or NUM_TRAIN - config.data.val_size
+    return train_images // config.train.batch_size
+
+
+def objective(config: ml_collections.ConfigDict):
+    """The training objective (fvae.models.losses.Objective) a config describes (warm-up converted
+    from epochs to steps)."""
+    o = config.objective
+    return Objective(beta=float(o.beta), warmup_steps=int(o.warmup_epochs * steps_per_epoch(config)),
+                     free_bits=float(o.free_bits), iwae_samples=int(o.iwae_samples))
+
+
+def learning_rate(config: ml_collections.ConfigDict):
+    """Adam's learning rate a config describes: a float (constant), or an optax schedule of
+    the step (cosine decay from train.learning_rate to 0 over train.max_epochs epochs)."""
+    t = config.train
+    if t.lr_schedule == "constant":
+        return float(t.learning_rate)
+    return optax.cosine_decay_schedule(float(t.learning_rate), t.max_epochs * steps_per_epoch(config))
+
+
+def run_keys(seed: int) -> dict[str, jax.Array]:
+    """The run's independent random streams, all derived from the seed."""
+    root = jax.random.key(seed)
+    return {name: jax.random.fold_in(root, i) for i, name in enumerate(("init", "train", "shuffle", "eval", "sample"))}
+
+
+def load_splits(config: ml_collections.ConfigDict) -> data.Splits:
+    """The train/val/test arrays a config asks for (prepared through tfds once).
+
+    Validation and test images are what the likelihood evaluates on
+    (`evaluation_images`): for the binarized Bernoulli one fixed binarization by
+    likelihood.eval_binarization_seed (the standard setting for comparing -log p(x) with
+    published numbers); training images stay grey and are binarized afresh in every step.
+    """
+    splits = data.load(config.data.data_dir or None, config.data.manual_dir or None, val_size=config.data.val_size,
+                       seed=config.seed, flatten=True, train_subset=config.data.train_subset)
+    likelihood = build_likelihood(config.likelihood)
+    return dataclasses.replace(
+        splits, val=splits.val._replace(images=likelihood.evaluation_images(splits.val.images, 1)),
+        test=splits.test._replace(images=likelihood.evaluation_images(splits.test.images, 2)))
+
+
+def stored_split(config: ml_collections.ConfigDict, split: str) -> data.Dataset:
+    """A whole split as stored ("train": all 60,000 images, no validation hold-out), grey
+    uint8 images (N, 784) with labels: what the sample-quality classifier trains and scores on."""
+    stored = data.load_split(sources.prepare(config.data.data_dir or None, config.data.manual_dir or None), split)
+    return data.Dataset(stored.images.reshape(stored.num_examples, -1), stored.labels)
+
+
+def sample_quality_classifier(config: ml_collections.ConfigDict, folder: str | Path | None = None, log=print):
+    """The parameters of fvae's Fashion-MNIST classifier (fvae.analysis.classifier) for this config's
+    data: read from `folder` (default: DATA_DIR/fvae_classifier), trained on all training
+    images and saved there first if missing."""
+    folder = folder or sources.resolve_data_dir(config.data.data_dir or None) / "fvae_classifier"
+    return cached_classifier(folder, lambda: stored_split(config, "train"), log=log)
+
+
+def initial_state(config: ml_collections.ConfigDict) -> TrainState:
+    """The run's freshly initialized TrainState (also the template that checkpoints restore into)."""
+    return create_train_state(build_model(config), run_keys(config.seed)["init"],
+                              np.zeros((1, 784), np.uint8), learning_rate(config), objective(config))
+
+
+def conditioning_labels(config: ml_collections.ConfigDict, labels: np.ndarray) -> np.ndarray | None:
+    """The labels to pass along with images: only conditional models read them."""
+    return labels if config.model.conditional else None
+
+
+def model_inputs(config: ml_collections.ConfigDict, dataset: data.Dataset) -> data.Dataset:
+    """What the model reads of a split: its images, with the labels only for conditional models."""
+    return data.Dataset(dataset.images, conditioning_labels(config, dataset.labels))
+
+
+def sample_labels(config: ml_collections.ConfigDict, num: int) -> np.ndarray | None:
+    """Labels for a picture of prior samples: every class in turn (conditional models), else None."""
+    return np.arange(num, dtype=np.int32) % data.NUM_CLASSES if config.model.conditional else None
+
+
+def samples_title(config: ml_collections.ConfigDict) -> str:
+    """The title of a picture of prior samples: which prior, and the labels if conditional."""
+    labels = ", labels cycling through the 10 classes" if config.model.conditional else ""
+    return f"Samples from {build_prior(config.prior).description}{labels}"
+
+
+def load_run_state(workdir: str | Path, which: str = "best") -> tuple[ml_collections.ConfigDict, TrainState]:
+    """A finished or stopped run's config and its best (or latest) TrainState, for analysis."""
+    config = rundir.load_config(workdir)
+    template = initial_state(config)
+    checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep)
+    try:
+        state, _ = checkpoints.restore_best(template) if which == "best" else checkpoints.restore_latest(template)
+    finally:
+        checkpoints.close()
+    return config, state

@@ -1,0 +1,223 @@
+"""Orbax checkpoints of a run: the latest epochs and the best epoch, each written atomically.
+
+Layout: <workdir>/checkpoints/latest/<epoch>/ and <workdir>/checkpoints/best/<epoch>/.
+Each checkpoint holds the TrainState (step, params, Adam state) and a JSON `meta` item
+(epoch, early-stopping counters, ...). Orbax writes into a temporary folder and renames
+it when complete, so a crash mid-write never leaves a checkpoint that reads as valid.
+After the commit fvae adds the SHA-256 of every file (<epoch>/fvae_sha256.json); a
+checkpoint damaged later on disk is found by it before Orbax reads anything, named, moved
+to <workdir>/checkpoints/damaged/ (never deleted), and the next older one is read instead
+(`restore_latest`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from etils import epath
+
+from fvae.compute.state import TrainState
+from fvae.errors import CheckpointError, DamagedCheckpointError
+from fvae.files import write_text
+
+# Bumped whenever what a checkpoint holds changes incompatibly.
+FORMAT_VERSION = 1
+
+
+def _manager(directory: Path, max_to_keep: int) -> ocp.CheckpointManager:
+    # cleanup_tmp_directories: unfinished writes of a killed process are removed, never read.
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                           enable_async_checkpointing=False, cleanup_tmp_directories=True)
+    return ocp.CheckpointManager(directory.absolute(), options=options, item_names=("state", "meta"))
+
+
+class Checkpoints:
+    """Latest (keeps `keep` of them) and best (keeps one) checkpoints of a run directory."""
+
+    def __init__(self, workdir: str | Path, keep: int = 2):
+        root = Path(workdir) / "checkpoints"
+        self.damaged_dir = root / "damaged"
+        self.latest = _manager(root / "latest", keep)
+        self.best = _manager(root / "best", 1)
+
+    def save(self, epoch: int, state: TrainState, meta: dict[str, Any], is_best: bool) -> None:
+        """Saves `state` as the latest checkpoint of `epoch` (and as the best one if is_best).
+
+        The best copy is written first: if the process dies between the two writes the
+        latest checkpoint is still the previous epoch, and resuming redoes this epoch. A
+        redone epoch is bit-identical on the same machine, so a best copy of it that is
+        already committed is kept as it is.
+        """
+        meta = {**meta, "format_version": FORMAT_VERSION}
+        args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
+        managers = ([self.best] if is_best and epoch not in self.best.all_steps() else []) + [self.latest]
+        for manager in managers:
+            manager.save(epoch, args=args, force=True)
+            if jax.process_index() == 0:
+                _write_digest(Path(manager.directory) / str(epoch))
+
+    def latest_epoch(self) -> int | None:
+        return self.latest.latest_step()
+
+    def restore_latest(self, target: TrainState, log: Callable[[str], None] = print
+                       ) -> tuple[TrainState, dict[str, Any]]:
+        """The newest readable latest checkpoint. A damaged one is named in `log`, moved to
+        checkpoints/damaged/ (kept for inspection, never deleted) and the next older one is tried."""
+        while True:
+            try:
+                with _stderr_kept_unless(DamagedCheckpointError):
+                    return _restore(self.latest, target, "latest")
+            except DamagedCheckpointError as err:
+                epoch = self.latest.latest_step()
+                self.damaged_dir.mkdir(exist_ok=True)
+                aside = self.damaged_dir / f"latest-{epoch}-{time.strftime('%Y%m%d-%H%M%S')}"
+                (Path(self.latest.directory) / str(epoch)).rename(aside)
+                self.latest.reload()
+                older = self.latest.latest_step()
+                log(f"{err} It was moved to {aside}; "
+                    + (f"resuming from the previous checkpoint (epoch {older})." if older is not None
+                       else "no older checkpoint is left."))
+                if older is None:
+                    raise CheckpointError(f"No readable latest checkpoint is left in {self.latest.directory} "
+                                          f"(damaged ones are in {self.damaged_dir}). Start a new run "
+                                          "directory.") from err
+
+    def restore_best(self, target: TrainState) -> tuple[TrainState, dict[str, Any]]:
+        return _restore(self.best, target, "best")
+
+    def close(self) -> None:
+        self.latest.close()
+        self.best.close()
+
+
+DIGEST_FILE = "fvae_sha256.json"
+
+
+def _file_digests(directory: Path) -> dict[str, str]:
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.rglob("*")) if p.is_file() and p.name != DIGEST_FILE}
+
+
+def _write_digest(directory: Path) -> None:
+    """Records the SHA-256 of every file of a committed checkpoint (atomically, inside it)."""
+    write_text(directory / DIGEST_FILE, json.dumps(_file_digests(directory), indent=0, sort_keys=True))
+
+
+def _verify_digest(directory: Path) -> None:
+    """Raises DamagedCheckpointError naming the files that differ from the recorded digest.
+    A checkpoint without one (killed between commit and digest) is left to Orbax to read."""
+    path = directory / DIGEST_FILE
+    if not path.is_file():
+        return
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DamagedCheckpointError(f"The checkpoint {directory} is damaged: its {DIGEST_FILE} cannot be read "
+                                     f"({err}).") from err
+    current = _file_digests(directory)
+    bad = sorted(name for name, digest in recorded.items() if current.get(name) != digest)
+    if bad:
+        raise DamagedCheckpointError(f"The checkpoint {directory} is damaged: {len(bad)} of its {len(recorded)} files "
+                                     f"differ from their recorded SHA-256 ({', '.join(bad[:3])}"
+                                     f"{', ...' if len(bad) > 3 else ''}).")
+
+
+@contextlib.contextmanager
+def _stderr_kept_unless(error: type[Exception]):
+    """Captures what is written to the stderr file descriptor (by Python or by C++ threads) and
+    writes it back, unless `error` is raised: then it is the noise of a failing read (TensorStore
+    tracebacks from its worker threads) that the error's own message replaces."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except error:
+            raise
+        else:
+            sys.stderr.flush()
+            captured.seek(0)
+            os.write(saved, captured.read())
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _restore(manager: ocp.CheckpointManager, target: TrainState, which: str
+             ) -> tuple[TrainState, dict[str, Any]]:
+    """Restores the newest checkpoint of `manager` into the structure of `target`."""
+    epoch = manager.latest_step()
+    if epoch is None:
+        raise CheckpointError(f"No {which} checkpoint in {manager.directory}.")
+    directory = Path(manager.directory) / str(epoch)
+    _verify_digest(directory)
+    try:
+        meta = manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+    except Exception as err:  # Orbax raises various types for unreadable metadata.
+        raise DamagedCheckpointError(f"Cannot read checkpoint {directory} ({type(err).__name__}: {str(err)[:200]}): "
+                                     "it is damaged, or was not written by fvae.") from err
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"Checkpoint {directory} has format version {meta.get('format_version')!r}; this fvae reads "
+            f"version {FORMAT_VERSION}. Use the fvae version recorded in the run's versions.json, "
+            "or start a new run.")
+    mismatch = _mismatch(directory / "state", target)
+    if mismatch:
+        raise CheckpointError(
+            f"The {which} checkpoint {directory} does not match this model configuration ({mismatch}). "
+            "Resume with the config the run was started with (its config.json), or start a new run directory.")
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    try:
+        restored = manager.restore(epoch, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+    except Exception as err:  # The structure fits (checked above), so the files are damaged.
+        raise DamagedCheckpointError(f"The {which} checkpoint {directory} is damaged: its arrays cannot be "
+                                     f"read ({type(err).__name__}: {str(err)[:200]}).") from err
+    meta = dict(restored.meta)
+    meta.pop("format_version")
+    return restored.state, meta
+
+
+def _model_shapes(state: TrainState) -> dict[str, tuple]:
+    """{"params.encoder.hidden_0.kernel": shape, ...}: the arrays a checkpoint of `state` holds,
+    named as Orbax names them."""
+    arrays = {"step": state.step, "params": state.params, "opt_state": state.opt_state}
+
+    def name(path) -> str:
+        return ".".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+    return {name(path): tuple(np.shape(leaf)) for path, leaf in jax.tree_util.tree_flatten_with_path(arrays)[0]}
+
+
+def _mismatch(state_dir: Path, target: TrainState) -> str:
+    """'' if the stored arrays have the names and shapes of `target`'s, else what differs
+    (unreadable metadata counts as damage, not as a mismatch)."""
+    try:
+        stored = {leaf.name: tuple(leaf.shape)
+                  for leaf in jax.tree.leaves(ocp.PyTreeCheckpointHandler().metadata(epath.Path(state_dir)))}
+        if not stored:
+            raise ValueError("no arrays listed")
+    except Exception as err:  # Orbax raises various types for unreadable metadata.
+        raise DamagedCheckpointError(f"The checkpoint {state_dir.parent} is damaged: its array metadata cannot "
+                                     f"be read ({type(err).__name__}: {str(err)[:200]}).") from err
+    expected = _model_shapes(target)
+    missing, extra = sorted(set(expected) - set(stored)), sorted(set(stored) - set(expected))
+    shapes = sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
+    parts = (([f"missing arrays {missing[:3]}"] if missing else [])
+             + ([f"unexpected arrays {extra[:3]}"] if extra else []))
+    parts += [f"{k}: checkpoint {stored[k]}, model {expected[k]}" for k in shapes[:3]]
+    return "; ".join(parts)

@@ -1,0 +1,211 @@
+"""Run directories: resolved config, per-epoch metrics (JSON lines) and final metrics.
+
+A run directory is never overwritten: starting a new run in a non-empty directory is
+refused unless the run is resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.metadata
+import json
+import os
+import platform
+from pathlib import Path
+
+import ml_collections
+
+from fvae.errors import RunDirError
+from fvae.files import read_json, write_bytes, write_json
+from fvae.run.config import flatten, with_defaults
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+TEST_METRICS_FILE = "test_metrics.json"
+VERSIONS_FILE = "versions.json"
+LOCK_FILE = ".lock"
+EVAL_DIR = "eval"  # What experiments.evaluate writes.
+PACKAGES = ("fvae", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "numpy")
+# Config keys that may change when a run is resumed: the limits, to train it for longer.
+RESUMABLE_CHANGES = ("train.max_epochs", "train.patience", "train.max_train_minutes")
+
+
+def start(workdir: str | Path, config: dict, resume: bool, write: bool = True) -> dict[str, tuple]:
+    """Creates a new run directory with its config, or checks one that is resumed.
+
+    New run: `workdir` must not exist, be empty, or hold a run that never saved an epoch
+    (a start that failed before training; it is started afresh). Resume: it must hold a
+    run whose config equals `config` except for RESUMABLE_CHANGES. Returns the resumable
+    keys that changed, {key: (run's value, given value)}. write=False only checks (for
+    processes other than 0 in a multi-host run).
+    """
+    workdir = Path(workdir)
+    config_path = workdir / CONFIG_FILE
+    if resume:
+        if not config_path.is_file():
+            raise RunDirError(f"Cannot resume: {workdir} holds no run ({CONFIG_FILE} is missing). "
+                              "Start it without --resume.")
+        # Keys added since the run started count at their defaults.
+        stored = flatten(_to_json(with_defaults(read_json(config_path)).to_dict()))
+        given = flatten(_to_json(with_defaults(_to_json(config)).to_dict()))
+        differences = sorted(k for k in set(stored) | set(given)
+                             if stored.get(k) != given.get(k) and k not in RESUMABLE_CHANGES)
+        if stored.get("train.lr_schedule") != "constant" and stored.get("train.max_epochs") != given.get(
+                "train.max_epochs"):
+            raise RunDirError(
+                f"Cannot resume {workdir} with train.max_epochs {given.get('train.max_epochs')!r} instead of "
+                f"{stored.get('train.max_epochs')!r}: its learning rate follows a {stored.get('train.lr_schedule')!r} "
+                "schedule laid out over train.max_epochs, which would jump. Resume with the run's max_epochs, or "
+                "start a new run directory.")
+        if differences:
+            lines = "\n".join(f"  {k}: run has {stored.get(k)!r}, given {given.get(k)!r}" for k in differences)
+            raise RunDirError(f"Cannot resume {workdir} with a different config:\n{lines}\n"
+                              "Resume without --config to use the run's own config, or start a new run directory.")
+        if write:
+            write_json(config_path, _to_json(config))
+        return {k: (stored.get(k), given.get(k)) for k in RESUMABLE_CHANGES if stored.get(k) != given.get(k)}
+    if workdir.exists() and not _never_trained(workdir) and any(
+            p.name != LOCK_FILE and not p.name.endswith(".tmp") for p in workdir.iterdir()):
+        raise RunDirError(f"{workdir} already holds files; refusing to overwrite a run. "
+                          "Use --resume to continue it, or choose a new --workdir.")
+    if write:
+        workdir.mkdir(parents=True, exist_ok=True)
+        write_json(workdir / VERSIONS_FILE, versions())
+        write_json(config_path, _to_json(config))  # Written last: its presence marks a run.
+    return {}
+
+
+def _never_trained(workdir: Path) -> bool:
+    """A run directory whose start failed before any epoch was saved: nothing in it to lose."""
+    checkpoints = workdir / "checkpoints"
+    saved = checkpoints.is_dir() and any(p.name.isdigit() for sub in checkpoints.iterdir() if sub.is_dir()
+                                         for p in sub.iterdir())
+    return ((workdir / CONFIG_FILE).is_file() and not saved and not load_history(workdir)
+            and not (workdir / TEST_METRICS_FILE).exists())
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and of the packages a run's results depend on."""
+    found = {"python": platform.python_version(), "cpu": cpu_model()}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def cpu_model() -> str:
+    """The CPU model with its family/model/stepping and widest vector extensions (XLA:CPU compiles
+    for what it finds, so bit-identical results need the same CPU type and jax build)."""
+    try:
+        fields: dict[str, str] = {}
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return platform.processor() or platform.machine()
+    vector = [f for f in ("avx512f", "avx512_bf16", "amx_tile", "avx2") if f in fields.get("flags", "").split()]
+    return (f"{fields.get('model name', platform.machine())} (family {fields.get('cpu family', '?')}, model "
+            f"{fields.get('model', '?')}, stepping {fields.get('stepping', '?')}; {' '.join(vector) or 'no avx2'})")
+
+
+def version_changes(workdir: str | Path) -> dict[str, tuple]:
+    """{name: (recorded, now)} for the versions (and CPU) that differ from the run's versions.json:
+    a resumed run under other versions may not be bit-identical."""
+    path = Path(workdir) / VERSIONS_FILE
+    recorded = read_json(path) if path.is_file() else {}
+    return {k: (recorded[k], v) for k, v in versions().items() if k in recorded and recorded[k] != v}
+
+
+@contextlib.contextmanager
+def exclusive(workdir: str | Path):
+    """Holds an exclusive lock on a run directory, so two processes cannot write one run.
+
+    The lock (flock on <workdir>/.lock) is released when the process ends, even by SIGKILL,
+    so a killed run never leaves a stale lock behind.
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunDirError(f"{workdir} is in use by another fvae process (pid {holder}); "
+                              "wait for it to finish or stop it, or choose another --workdir.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield workdir
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def load_config(workdir: str | Path) -> ml_collections.ConfigDict:
+    """The resolved config a run was started with (keys added since then take their defaults)."""
+    path = Path(workdir) / CONFIG_FILE
+    if not path.is_file():
+        raise RunDirError(f"{workdir} holds no run ({CONFIG_FILE} is missing).")
+    return with_defaults(read_json(path))
+
+
+def _to_json(config: dict) -> dict:
+    """Normalizes tuples to lists so a config compares equal to its JSON round trip."""
+    return json.loads(json.dumps(config))
+
+
+def write_history(workdir: str | Path, history: list[dict]) -> None:
+    """Rewrites metrics.jsonl atomically from the per-epoch records (used when resuming)."""
+    write_bytes(Path(workdir) / METRICS_FILE, "".join(json.dumps(record) + "\n" for record in history).encode())
+
+
+def append_metrics(workdir: str | Path, record: dict) -> None:
+    """Appends one epoch's metrics as a JSON line, flushed to disk as it happens."""
+    with open(Path(workdir) / METRICS_FILE, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def load_history(workdir: str | Path, as_frame: bool = False):
+    """The per-epoch metrics records of a run (a pandas DataFrame if as_frame)."""
+    path = Path(workdir) / METRICS_FILE
+    records = []
+    if path.is_file():
+        # A line without its newline is an append cut short (a killed run): it is left out.
+        complete = path.read_text().split("\n")[:-1]
+        records = [json.loads(line) for line in complete if line.strip()]
+    if as_frame:
+        import pandas as pd  # Only for notebooks: keeps pandas out of a training run's imports.
+
+        return pd.DataFrame(records)
+    return records
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Run directories (holding config.json) under `root`, sorted by path."""
+    return sorted(p.parent for p in Path(root).rglob(CONFIG_FILE) if "eval" not in p.parent.parts[-1:])
+
+
+def load_runs(root: str | Path):
+    """A pandas DataFrame with one row per run under `root`: name, path, flattened config
+    (columns `config.*`), final metrics (test_metrics.json) and evaluation metrics
+    (`eval.*`, from eval/metrics.json) where present."""
+    import pandas as pd  # Only for notebooks: keeps pandas out of a training run's imports.
+
+    rows = []
+    for run in find_runs(root):
+        row = {"name": str(run.relative_to(root)) if run != Path(root) else run.name, "path": str(run)}
+        row.update({f"config.{k}": v for k, v in flatten(read_json(run / CONFIG_FILE)).items()})
+        if (run / TEST_METRICS_FILE).is_file():
+            row.update(read_json(run / TEST_METRICS_FILE))
+        if (run / "eval" / "metrics.json").is_file():
+            row.update({f"eval.{k}": v for k, v in read_json(run / "eval" / "metrics.json").items()
+                        if not isinstance(v, list)})
+        rows.append({k: tuple(v) if isinstance(v, list) else v for k, v in row.items()})
+    return pd.DataFrame(rows)

@@ -1,0 +1,177 @@
+"""The package's shape: no import cycle (counting every import the code can make), few layers
+of wings, short modules, one job per wing, and no name shared with an experiments/ script.
+
+An import is anything that loads a module: `import` and `from ... import` at any depth (in
+a function too), `importlib.import_module("...")` and `__import__("...")` with a literal or
+an f-string's literal prefix, and the parent packages that loading a submodule runs first.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+MAX_LAYERS = 6
+MAX_LINES = 250
+WINGS = ("data", "models", "compute", "analysis", "run")
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _loaded_names(node: ast.AST, importer: str, is_package: bool) -> set[str]:
+    """Module names one AST node loads (before parent packages are added)."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    if isinstance(node, ast.ImportFrom):
+        base = node.module or ""
+        if node.level:  # Relative: from the importer's package.
+            package = importer.split(".") if is_package else importer.split(".")[:-1]
+            package = package[:len(package) - (node.level - 1)]
+            base = ".".join([*package, *([base] if base else [])])
+        # `from pkg import name` loads pkg, and pkg.name when that is a module.
+        return {base} | {f"{base}.{alias.name}" for alias in node.names}
+    if isinstance(node, ast.Call) and node.args:
+        func = node.func
+        called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if called in ("import_module", "__import__"):
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                return {arg.value}
+            if isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
+                return {str(arg.values[0].value).rstrip(".")}  # f"pkg.{name}": at least pkg.
+    return set()
+
+
+def import_graph(root: Path, package: str) -> dict[str, set[str]]:
+    """{module: modules of `package` it loads}, for every module under root/package."""
+    paths = {module_name(p, root): p for p in (root / package).rglob("*.py")}
+    graph = {}
+    for name, path in paths.items():
+        is_package = path.name == "__init__.py"
+        loaded = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            for target in _loaded_names(node, name, is_package):
+                parts = target.split(".")
+                for i in range(1, len(parts) + 1):
+                    prefix = ".".join(parts[:i])
+                    # Loading a.b.c runs a and a.b first, unless the importer is inside them
+                    # (a package's own modules load while it initializes).
+                    if prefix in paths and not (name == prefix or name.startswith(prefix + ".")):
+                        loaded.add(prefix)
+        graph[name] = loaded - {name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle through each module that can reach itself (as a path of module names)."""
+    found = []
+
+    def path_back(start: str) -> list[str] | None:
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in sorted(graph.get(node, ())):
+                if nxt == start:
+                    return [*path, start]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+        return None
+
+    for module in sorted(graph):
+        loop = path_back(module)
+        if loop:
+            found.append(loop)
+    return found
+
+
+def room(module: str) -> str:
+    """The wing a module belongs to (fvae.models.vae -> fvae.models), or the module itself."""
+    parts = module.split(".")
+    return ".".join(parts[:2])
+
+
+def layers(graph: dict[str, set[str]]) -> dict[str, int]:
+    """Each room's floor: 1 + the highest floor of the rooms it imports (the root package's
+    own __init__, which only re-exports, stands apart)."""
+    rooms: dict[str, set[str]] = {}
+    for module, loaded in graph.items():
+        if module.count(".") == 0:
+            continue
+        rooms.setdefault(room(module), set()).update(room(m) for m in loaded if m.count(".") > 0)
+    floors: dict[str, int] = {}
+
+    def floor(r: str, stack=()) -> int:
+        if r not in floors:
+            assert r not in stack, f"rooms import each other: {' -> '.join((*stack, r))}"
+            floors[r] = 1 + max((floor(o, (*stack, r)) for o in rooms[r] - {r}), default=0)
+        return floors[r]
+
+    for r in rooms:
+        floor(r)
+    return floors
+
+
+def test_the_checker_sees_function_level_and_importlib_imports(tmp_path):
+    # The shape of the cycle the old tree hid: a package __init__ importing a module that
+    # loads the package's submodules back through importlib and function-level imports.
+    pkg = tmp_path / "pkg"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "architectures.py").write_text(
+        "import importlib\n\ndef build(kind):\n    from pkg.models.mlp import Dense\n"
+        "    return importlib.import_module(f'pkg.models.{kind}')\n")
+    (pkg / "models" / "__init__.py").write_text("from pkg.architectures import build\n")
+    (pkg / "models" / "mlp.py").write_text("Dense = 1\n")
+    graph = import_graph(tmp_path, "pkg")
+    assert "pkg.models" in graph["pkg.architectures"]
+    assert [" -> ".join(c) for c in cycles(graph)] == ["pkg.architectures -> pkg.models -> pkg.architectures",
+                                                        "pkg.models -> pkg.architectures -> pkg.models"]
+    # Only the importlib string: still seen.
+    (pkg / "architectures.py").write_text("import importlib\nimportlib.import_module('pkg.models.mlp')\n")
+    assert cycles(import_graph(tmp_path, "pkg"))
+    # Relative imports resolve against the importer's package.
+    (pkg / "architectures.py").write_text("from .models import mlp\n")
+    assert import_graph(tmp_path, "pkg")["pkg.architectures"] == {"pkg.models", "pkg.models.mlp"}
+
+
+def test_fvae_has_no_import_cycle_and_never_reads_experiments():
+    graph = import_graph(REPO, "fvae")
+    assert len(graph) > 20
+    assert not cycles(graph), cycles(graph)
+    for path in (REPO / "fvae").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        loaded = set().union(*(_loaded_names(n, module_name(path, REPO), path.name == "__init__.py")
+                               for n in ast.walk(tree)))
+        assert not any(m.split(".")[0] in ("experiments", "tests") for m in loaded), path
+
+
+def test_wings_stand_on_at_most_six_floors_and_every_module_is_short():
+    floors = layers(import_graph(REPO, "fvae"))
+    assert max(floors.values()) <= MAX_LAYERS, floors
+    assert {f"fvae.{w}" for w in WINGS} <= set(floors)
+    long = {str(p.relative_to(REPO)): n for p in (REPO / "fvae").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+@pytest.mark.parametrize("wing", WINGS)
+def test_each_wing_says_its_job(wing):
+    doc = ast.get_docstring(ast.parse((REPO / "fvae" / wing / "__init__.py").read_text()))
+    assert doc and len(doc) > 80, f"fvae/{wing}/__init__.py needs a docstring saying what the wing is for"
+
+
+def test_no_module_shares_a_name_with_a_script_or_another_module():
+    scripts = {p.stem for p in (REPO / "experiments").glob("*.py")} - {"__init__"}
+    modules = [p.stem for p in (REPO / "fvae").rglob("*.py") if p.stem != "__init__"]
+    wings = [p.name for p in (REPO / "fvae").iterdir() if (p / "__init__.py").is_file()]
+    names = modules + wings
+    assert not scripts & set(names), scripts & set(names)
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
