@@ -28,6 +28,7 @@ def measure(name: str) -> dict[str, float | list[float]]:
     from fvae.compute.bounds import evaluate_bound
     from fvae.compute.state import create_train_state
     from fvae.compute.steps import train_step
+    from fvae.data import Dataset
     from fvae.models import build_model
     from fvae.run.assemble import learning_rate, objective
     from tests.helpers import class_images
@@ -35,15 +36,13 @@ def measure(name: str) -> dict[str, float | list[float]]:
     config = configs.load(name)
     images, labels = class_images(128, seed=7)
     images, labels = images.reshape(128, 784), labels.astype(np.int32)
-    train_batch = {"image": images[:64], "label": labels[:64]} if config.model.conditional else images[:64]
+    train_batch = Dataset(images[:64], labels[:64] if config.model.conditional else None)
     state = create_train_state(build_model(config), jax.random.key(config.seed), images[:1],
                                learning_rate(config), objective(config))
     losses = []
     for _ in range(3):
         state, metrics = train_step(state, train_batch, jax.random.key(1))
         losses.append(float(metrics["loss"]))
-    from fvae.data import Dataset
-
     val = Dataset(images[64:], labels[64:] if config.model.conditional else None)
     bound = evaluate_bound(state, val, jax.random.key(2), 64, num_samples=config.objective.iwae_samples)
     return {"losses": losses, "param_norm": float(optax.tree.norm(state.params)),

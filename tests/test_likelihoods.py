@@ -282,6 +282,7 @@ def test_every_likelihood_trains(name):
     assert np.isfinite([first, last]).all() and first - last >= 0.1 * 784, (name, first, last)
 
 
+@pytest.mark.slow
 def test_the_trainability_check_fails_when_the_gradient_is_cut():
     @dataclasses.dataclass(frozen=True)
     class CutGaussian(Gaussian):

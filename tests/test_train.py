@@ -5,6 +5,7 @@ import pytest
 
 from fvae import compute
 from fvae.compute import EpochOptions, steps
+from fvae.data import Dataset
 from fvae.models.losses import Objective
 from fvae.run import stopping
 from tests.helpers import fake_images, new_state, params_equal
@@ -149,7 +150,7 @@ def test_every_objective_and_likelihood_trains_with_finite_gradients(member):
     objective, overrides = FAMILY[member]
     state = family_state(objective, **overrides)
     images = fake_images(32)
-    batch = {"image": images, "label": np.arange(32) % 10} if overrides.get("model__conditional") else images
+    batch = Dataset(images, np.arange(32) % 10) if overrides.get("model__conditional") else images
     before = jax.tree.map(jnp.copy, state.params)  # train_step donates the state's buffers.
     gradient = jax.jit(jax.grad(lambda params, state: steps.train_step_unjitted(
         state.replace(params=params), batch, jax.random.key(1))[1]["loss"]))

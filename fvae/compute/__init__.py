@@ -15,7 +15,7 @@ from fvae.compute.bounds import (
     latent_statistics,
     reconstruct,
 )
-from fvae.compute.state import Batch, Metrics, TrainState, create_train_state, unpack
+from fvae.compute.state import Batch, Metrics, TrainState, create_train_state
 from fvae.compute.steps import (
     EpochOptions,
     epoch_batches,
@@ -29,4 +29,4 @@ from fvae.compute.steps import (
 __all__ = ["Batch", "EpochOptions", "Metrics", "TrainState", "active_units", "create_train_state", "dataset_codes",
            "decode_pixel_means", "epoch_batches", "eval_step", "evaluate_bound", "first_nonfinite_step", "generate",
            "generate_many", "iwae_log_likelihoods", "iwae_nll", "latent_statistics", "reconstruct", "train_block",
-           "train_epoch", "train_epoch_stepwise", "train_step", "unpack"]
+           "train_epoch", "train_epoch_stepwise", "train_step"]

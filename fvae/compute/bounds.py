@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fvae.compute.state import Batch, Metrics, TrainState, unpack
+from fvae.compute.state import Batch, Metrics, TrainState
 from fvae.data import Dataset, as_dataset, to_unit_interval
 from fvae.models import VAEOutput
 from fvae.models.losses import iwae_bound
@@ -53,7 +53,7 @@ def _padded_batches(images: jax.Array | None, batch_size: int) -> tuple[jax.Arra
 @jax.jit
 def eval_step(state: TrainState, batch: Batch, key: jax.Array) -> Metrics:
     """Batch means of the true {"loss" (negative ELBO), "reconstruction", "kl"} (no update)."""
-    images, labels = unpack(batch)
+    images, labels = as_dataset(batch)
     reconstruction, kl, loss = _per_image_terms(state, images, labels, key)
     return {"loss": jnp.mean(loss), "reconstruction": jnp.mean(reconstruction), "kl": jnp.mean(kl)}
 

@@ -10,7 +10,7 @@ import optax
 from flax import struct
 from flax.training import train_state
 
-from fvae.data import to_unit_interval
+from fvae.data import Dataset, to_unit_interval
 from fvae.models.losses import Objective
 
 Metrics = dict[str, jax.Array]
@@ -40,11 +40,6 @@ def create_train_state(model: nn.Module, key: jax.Array, example_batch: jax.Arra
                              learning_rate=learning_rate)
 
 
-Batch = jax.Array | dict[str, jax.Array]
-
-
-def unpack(batch: Batch) -> tuple[jax.Array, jax.Array | None]:
-    """A batch is images (B, ...) or {"image": (B, ...), "label": (B,)} -> (images, labels or None)."""
-    if isinstance(batch, dict):
-        return batch["image"], batch.get("label")
-    return batch, None
+# A batch, like a whole split, is a Dataset: images (B, ...) with labels (B,) or None (only
+# conditional models read labels). Bare images stand for Dataset(images).
+Batch = Dataset | jax.Array

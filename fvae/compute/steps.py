@@ -16,19 +16,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fvae.compute.state import Batch, Metrics, TrainState, unpack
+from fvae.compute.state import Batch, Metrics, TrainState
 from fvae.data import Dataset, as_dataset, to_unit_interval
 
 
 def train_step_unjitted(state: TrainState, batch: Batch, key: jax.Array) -> tuple[TrainState, Metrics]:
     """One Adam step on the state's objective (the negative ELBO by default) for `batch`.
 
-    batch: images (uint8 or [0,1] floats), or {"image", "label"} for conditional models.
+    batch: a Dataset of images (uint8 or [0,1] floats) with labels for conditional models, or bare images.
     All randomness (reparameterization noise, dynamic binarization) comes from
     fold_in(key, state.step): pass the same run key every step. Returns the new state and
     the batch's {"loss" (the objective), "reconstruction", "kl" (the true, unweighted terms)}.
     """
-    images, labels = unpack(batch)
+    images, labels = as_dataset(batch)
     x = to_unit_interval(images)
     step_key = jax.random.fold_in(key, state.step)
 
@@ -73,7 +73,7 @@ def train_block(state: TrainState, dataset: Dataset | jax.Array, batch_indices: 
     images, labels = as_dataset(dataset)
 
     def body(state, indices):
-        batch = images[indices] if labels is None else {"image": images[indices], "label": labels[indices]}
+        batch = Dataset(images[indices], None if labels is None else labels[indices])
         if batch_sharding is not None:
             batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
         return train_step_unjitted(state, batch, key)
@@ -165,7 +165,7 @@ def train_epoch_stepwise(state: TrainState, dataset: Dataset | np.ndarray, key: 
     rows = _process_rows(batch_sharding, batch_size)
     totals, done = None, 0
     for row in indices:
-        batch = images[row[rows]] if labels is None else {"image": images[row[rows]], "label": labels[row[rows]]}
+        batch = Dataset(images[row[rows]], None if labels is None else labels[row[rows]])
         if batch_sharding is not None:
             batch = jax.tree.map(lambda a: jax.make_array_from_process_local_data(batch_sharding, a), batch)
         step = state.step + 1
