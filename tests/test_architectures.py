@@ -20,11 +20,12 @@ PAIRS = [pytest.param(a, p, id=f"{a}-{p}", marks=() if a == "mlp" else pytest.ma
 
 def small_config(architecture: str, prior: str):
     """A small model of this architecture and prior; their own fields keep their defaults
-    except sizes (conv channels, top latents, pseudo-inputs) scaled down."""
+    except sizes (conv channels, hierarchical layers, pseudo-inputs) scaled down."""
     config = defaults()
     config.model.architecture, config.prior.name = architecture, prior
     config.model.encoder_hidden, config.model.decoder_hidden, config.model.latents = (16,), (16,), 3
     config.model.top_latents, config.model.conv_channels, config.prior.components = 2, (4, 8), 3
+    config.model.middle_latents = (2,)  # Three stochastic layers: the general case of hierarchical.
     validate(config)
     return config
 

@@ -209,40 +209,54 @@ def test_bfloat16_config_builds_a_model_that_computes_in_bfloat16_with_float32_p
     np.testing.assert_allclose(out.log_likelihood, float32.log_likelihood, rtol=2e-2)
 
 
-def hierarchical_model():
+def hierarchical_model(middle: tuple[int, ...] = ()):
     from fvae.models import HierarchicalVAE
 
     return HierarchicalVAE(Encoder((16,), 3), Decoder((16,), (784,)),
-                           top_encoder=Encoder((16,), 2), prior_net=Encoder((16,), 3))
+                           top_encoder=Encoder((16,), 2), prior_net=Encoder((16,), 3),
+                           middle_encoders=tuple(Encoder((16,), d) for d in middle),
+                           middle_prior_nets=tuple(Encoder((16,), d) for d in middle))
 
 
 @pytest.mark.slow
-def test_hierarchical_kl_matches_an_independent_monte_carlo_estimate():
-    """The model's KL (its own samples) against one from numpy: z1 ~ q(z1|x), z2 ~ q(z2|z1,x)
-    drawn with another generator, Gaussian log densities written out in float64."""
-    model, x = hierarchical_model(), jax.random.uniform(jax.random.key(0), (4, 784))
+@pytest.mark.parametrize("middle", [(), (4,)], ids=["two layers", "three layers"])
+def test_hierarchical_kl_matches_an_independent_monte_carlo_estimate(middle):
+    """The model's KL (its own samples) against one from numpy: z1 ~ q(z1|x), then each
+    zl ~ q(zl|z_{l-1},x) drawn with another generator, Gaussian log densities written out in
+    float64, and the prior p(zL) p(z_{L-1}|zL) ... p(z1|z2)."""
+    model, x = hierarchical_model(middle), jax.random.uniform(jax.random.key(0), (4, 784))
     variables = model.init(jax.random.key(1), x, jax.random.key(2))
     k = 4000
     out = model.apply(variables, x, jax.random.key(3), None, k)
 
-    def net(name, *inputs):
-        mean, logvar = model.apply(variables, *inputs, method=lambda m, *a: getattr(m, name)(*a))
+    def net(name, index, *inputs):
+        def call(m, *a):
+            module = getattr(m, name)
+            return (module[index] if index is not None else module)(*a)
+
+        mean, logvar = model.apply(variables, *inputs, method=call)
         return np.asarray(mean, np.float64), np.asarray(logvar, np.float64)
 
     def log_normal(z, mean, logvar):
         return -0.5 * np.sum((z - mean) ** 2 / np.exp(logvar) + logvar + np.log(2 * np.pi), axis=-1)
 
     rng = np.random.default_rng(0)
-    mean1, logvar1 = net("encoder", x)
+    mean1, logvar1 = net("encoder", None, x)
     z1 = mean1 + np.exp(0.5 * logvar1) * rng.standard_normal((k, *mean1.shape))  # (K, B, 3)
-    x_tiled = np.tile(np.asarray(x), (k, 1))
-    mean2, logvar2 = net("top_encoder", jnp.asarray(x_tiled), jnp.asarray(z1.reshape(k * 4, 3), jnp.float32))
-    z2 = mean2 + np.exp(0.5 * logvar2) * rng.standard_normal(mean2.shape)  # (K * B, 2)
-    prior_mean, prior_logvar = net("prior_net", jnp.asarray(z2, jnp.float32))
-    z1 = z1.reshape(k * 4, 3)
+    x_tiled = jnp.asarray(np.tile(np.asarray(x), (k, 1)))
     tiled = [np.broadcast_to(a, (k, 4, 3)).reshape(-1, 3) for a in (mean1, logvar1)]
-    log_ratio = (log_normal(z1, *tiled) + log_normal(z2, mean2, logvar2) - log_normal(z2, 0.0, 0.0)
-                 - log_normal(z1, prior_mean, prior_logvar)).reshape(k, 4)
+    layers, log_q = [z1.reshape(k * 4, 3)], log_normal(z1.reshape(k * 4, 3), *tiled)
+    upper = [("middle_encoders", i) for i in range(len(middle))] + [("top_encoder", None)]
+    for name, index in upper:
+        mean, logvar = net(name, index, x_tiled, jnp.asarray(layers[-1], jnp.float32))
+        layers.append(mean + np.exp(0.5 * logvar) * rng.standard_normal(mean.shape))
+        log_q = log_q + log_normal(layers[-1], mean, logvar)
+    log_p = log_normal(layers[-1], 0.0, 0.0)
+    below_nets = [("prior_net", None)] + [("middle_prior_nets", i) for i in range(len(middle))]
+    for (name, index), below, above in zip(below_nets, layers[:-1], layers[1:], strict=True):
+        log_p = log_p + log_normal(below, *net(name, index, jnp.asarray(above, jnp.float32)))
+    log_ratio = (log_q - log_p).reshape(k, 4)
     mine, theirs = log_ratio.mean(0), np.asarray(out.kl, np.float64)
     spread = np.sqrt(log_ratio.var(0) / k + np.asarray(out.log_posterior - out.log_prior).var(0) / k)
     assert (np.abs(mine - theirs) < 5 * spread).all(), (mine, theirs, spread)
+    assert out.codes.shape == (4, 3 + sum(middle) + 2)

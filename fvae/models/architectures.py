@@ -97,31 +97,49 @@ class Conv(Architecture):
 
 @dataclasses.dataclass(frozen=True)
 class Hierarchical(Architecture):
-    """Two stochastic layers (Tomczak and Welling, 2018): z1 of `latents`, z2 of `top_latents`;
-    q(z1|x) and q(z2|z1,x) use encoder_hidden, p(z1|z2) and p(x|z1,z2) decoder_hidden."""
+    """Stochastic layers z1 .. zL (Tomczak and Welling's two-level model, made deeper): z1 of
+    `latents`, then `middle_latents` (none: two layers), then the top layer of `top_latents`;
+    each q(zl|z_{l-1},x) uses encoder_hidden, each p(zl|z_{l+1}) and p(x|z1..zL) decoder_hidden."""
 
     top_latents: int = 40
+    middle_latents: tuple = ()  # Layers between z1 and the top, bottom up, e.g. (30,) for three layers.
     name = "hierarchical"
     conditional = False
     analytic_kl = False
 
     @classmethod
     def check(cls, section) -> list[str]:
-        return [] if section.top_latents >= 1 else [f"model.top_latents must be >= 1, got {section.top_latents!r}"]
+        problems = [] if section.top_latents >= 1 else [f"model.top_latents must be >= 1, got {section.top_latents!r}"]
+        if any(not isinstance(d, int) or d < 1 for d in section.middle_latents):
+            problems.append(f"model.middle_latents must be positive integers, got {tuple(section.middle_latents)}")
+        return problems
+
+    def layers(self, model) -> list[int]:
+        """The latents of each stochastic layer, bottom up."""
+        return [model.latents, *self.middle_latents, self.top_latents]
 
     def build(self, model, likelihood, prior):
         dtype, channels, _ = _common(model, likelihood)
+        sizes = self.layers(model)
+
+        def encoder(hidden, latents):
+            return mlp.Encoder(tuple(hidden), latents, dtype, model.gated)
+
         return hierarchical.HierarchicalVAE(
-            mlp.Encoder(tuple(model.encoder_hidden), model.latents, dtype, model.gated),
+            encoder(model.encoder_hidden, sizes[0]),
             mlp.Decoder(tuple(model.decoder_hidden), (mlp.NUM_PIXELS,), channels, dtype, model.gated),
             likelihood, prior,
-            top_encoder=mlp.Encoder(tuple(model.encoder_hidden), self.top_latents, dtype, model.gated),
-            prior_net=mlp.Encoder(tuple(model.decoder_hidden), model.latents, dtype, model.gated))
+            top_encoder=encoder(model.encoder_hidden, sizes[-1]),
+            prior_net=encoder(model.decoder_hidden, sizes[0]),
+            middle_encoders=tuple(encoder(model.encoder_hidden, d) for d in sizes[1:-1]),
+            middle_prior_nets=tuple(encoder(model.decoder_hidden, d) for d in sizes[1:-1]))
 
     def dense_layers(self, model) -> list[tuple[int, int]]:
-        d1, d2 = model.latents, self.top_latents
-        return _dense_stacks(model, [[784, *model.encoder_hidden, 2 * d1], [784 + d1, *model.encoder_hidden, 2 * d2],
-                                     [d2, *model.decoder_hidden, 2 * d1], [d1 + d2, *model.decoder_hidden, 784]])
+        sizes = self.layers(model)
+        stacks = [[784, *model.encoder_hidden, 2 * sizes[0]]]
+        stacks += [[784 + below, *model.encoder_hidden, 2 * d] for below, d in zip(sizes[:-1], sizes[1:], strict=True)]
+        stacks += [[above, *model.decoder_hidden, 2 * d] for d, above in zip(sizes[:-1], sizes[1:], strict=True)]
+        return _dense_stacks(model, [*stacks, [sum(sizes), *model.decoder_hidden, 784]])
 
 
 ARCHITECTURES = registry(MLP, Conv, Hierarchical)
