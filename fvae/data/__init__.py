@@ -2,8 +2,20 @@
 (`sources`), then read into memory as uint8 arrays with the validation split and small
 transforms (`arrays`). No model, training or run code is imported here."""
 
-from fvae.data.arrays import (CLASS_NAMES, IMAGE_SHAPE, NUM_CLASSES, Dataset, Splits, as_dataset, binarize_fixed,
-                              load, load_split, parse_label, split_validation, to_unit_interval)
+from fvae.data.arrays import (
+    CLASS_NAMES,
+    IMAGE_SHAPE,
+    NUM_CLASSES,
+    Dataset,
+    Splits,
+    as_dataset,
+    binarize_fixed,
+    load,
+    load_split,
+    parse_label,
+    split_validation,
+    to_unit_interval,
+)
 from fvae.data.sources import NUM_TRAIN
 
 __all__ = ["CLASS_NAMES", "IMAGE_SHAPE", "NUM_CLASSES", "NUM_TRAIN", "Dataset", "Splits", "as_dataset",

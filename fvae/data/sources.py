@@ -229,7 +229,8 @@ def prepare(data_dir: str | os.PathLike | None = None,
             tfds.builder(DATASET_NAME, data_dir=str(data_dir)).download_and_prepare(
                 download_config=tfds.download.DownloadConfig(manual_dir=str(folder) if folder else None))
     except Exception as err:  # tfds raises many types (network, checksum, disk full, permissions).
-        if missing := DependencyError.import_error_behind(err):  # A package tfds imports only now: not the data's fault.
+        # A package tfds imports only while preparing: not the data's fault.
+        if missing := DependencyError.import_error_behind(err):
             raise DependencyError.from_import_error(missing, "Preparing Fashion-MNIST") from err
         where = f"from {folder}" if folder else "by download (no local folder given)"
         raise DataError(f"Could not prepare Fashion-MNIST {where} into {data_dir}: "

@@ -111,10 +111,14 @@ class HierarchicalVAE(VAE):
     def log_prior(self, z: jax.Array) -> jax.Array:
         """log p(zL) + the sum over l < L of log p(zl | z_{l+1}), for z = [z1, ..., zL] (..., D) -> (...)."""
         layers = self._split(z)
-        total = self._log_top_prior(layers[-1])
-        for below, above, net in reversed(list(zip(layers[:-1], layers[1:], self._conditional_priors(), strict=True))):
+        conditional = []  # log p(zl | z_{l+1}), l = 1 .. L-1: computed before the top prior, as before L > 2.
+        for below, above, net in zip(layers[:-1], layers[1:], self._conditional_priors(), strict=True):
             mean, logvar = net(above.reshape(-1, above.shape[-1]))
-            total = total + log_normal_diag(below.reshape(-1, below.shape[-1]), mean, logvar).reshape(below.shape[:-1])
+            log_density = log_normal_diag(below.reshape(-1, below.shape[-1]), mean, logvar)
+            conditional.append(log_density.reshape(below.shape[:-1]))
+        total = self._log_top_prior(layers[-1])
+        for term in reversed(conditional):
+            total = total + term
         return total
 
     def sample_prior(self, key: jax.Array, num: int) -> jax.Array:
