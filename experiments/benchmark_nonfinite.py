@@ -48,7 +48,7 @@ def main(argv):
                 jax.block_until_ready(metrics)
                 times.append(time.perf_counter() - begin)
             best = min(times[1:])
-            rows.append({"config": FLAGS.config, "steps_per_call": block, "stop_on_nonfinite": wait,
+            rows.append({"config": cli.config_name(), "steps_per_call": block, "stop_on_nonfinite": wait,
                          "seconds_per_epoch": best, "images_per_second": FLAGS.train_images // batch * batch / best})
             print(json.dumps(rows[-1]))
     out = Path(FLAGS.out)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow (used by tfds) info logs off.
@@ -29,6 +30,11 @@ FLAGS = flags.FLAGS
 def define_config(default: str, help_text: str = "Config: a name in experiments/configs or a .py path.") -> None:
     """Defines --config (a name or a path) with its --config.KEY=VALUE overrides."""
     config_flags.DEFINE_config_file("config", str(configs.path(default)), help_text, lock_config=True)
+
+
+def config_name() -> str:
+    """The name of the --config file (its stem)."""
+    return Path(config_flags.get_config_filename(FLAGS["config"])).stem
 
 
 def config_overrides() -> dict[str, Any]:

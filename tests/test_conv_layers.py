@@ -78,7 +78,7 @@ def test_the_cpu_training_step_of_the_conv_configs_holds_no_convolution(name):
     from fvae.run.assemble import objective
 
     for impl, expected in (("matmul", False), ("xla", True)):
-        config = load(name, [f"model.conv_impl={impl}"])
+        config = load(name, {"model.conv_impl": impl})
         state = compute.create_train_state(build_model(config), jax.random.key(0), np.zeros((1, 784), np.uint8),
                                          1e-3, objective(config))
         images, indices = jnp.zeros((256, 784), jnp.uint8), jnp.arange(256).reshape(2, 128)
