@@ -18,10 +18,9 @@ import os
 import threading
 from pathlib import Path
 
-from absl import app
 from orbax.checkpoint._src.path import atomicity
 
-from experiments import train
+from experiments import cli, train
 from fvae.run import rundir, trainer
 
 EVENT, _, COUNT = os.environ["FVAE_BLOCK_AT"].partition(":")
@@ -69,6 +68,6 @@ rundir.append_metrics = append_metrics
 
 if __name__ == "__main__":
     try:
-        app.run(train.main, flags_parser=train.parse_flags)
+        cli.run(train.main)
     finally:
         print("EVENTS", json.dumps(SEEN), flush=True)
