@@ -28,7 +28,15 @@ FLAGS = flags.FLAGS
 
 
 def define_config(default: str, help_text: str = "Config: a name in experiments/configs or a .py path.") -> None:
-    """Defines --config (a name or a path) with its --config.KEY=VALUE overrides."""
+    """Defines --config (a name or a path) with its --config.KEY=VALUE overrides. The config flag
+    reads the overrides on the command line as soon as it is defined, so their keys are checked
+    first: a typo is one error line, not a traceback."""
+    for arg in sys.argv[1:]:
+        if arg.startswith("--config."):
+            try:
+                check_key(arg[len("--config."):].split("=", 1)[0])
+            except ConfigError as err:
+                sys.exit(f"error: {err}")
     config_flags.DEFINE_config_file("config", str(configs.path(default)), help_text, lock_config=True)
 
 
