@@ -23,6 +23,16 @@ def require(condition: bool, reason: str) -> None:
         pytest.skip(reason)
 
 
+def pytest_configure(config):
+    """The fast tier (`-m "not slow"`) compiles a few hundred small programs that run for
+    milliseconds each: there XLA's optimization passes cost more time than they save (measured on
+    2 AMD cores: 23% of the tier's time), so it asks jax for less optimization. Whatever else runs
+    (the whole suite, CI, the config snapshots recorded from optimized runs) compiles as users do.
+    Set before jax is imported (collection imports it later)."""
+    if (config.option.markexpr or "").replace(" ", "") == "notslow":
+        os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+
+
 @pytest.fixture(scope="session")
 def original_files() -> Path:
     """The folder with the four byte-exact original .gz files."""
@@ -63,24 +73,36 @@ def mock_data_dir():
 
 
 # Figures of tests/test_reliability.py, printed in the summary of every pytest run. Outcomes are
-# counted from the test reports (passed and failed alike); the kill test adds how many SIGKILLs
-# it sent and how many of them landed during a checkpoint write.
+# counted from the test reports (passed and failed alike); the kill test records how many SIGKILLs
+# it sent and how many of them landed during a checkpoint write as properties of its report.
+# Reports reach pytest_runtest_logreport in this process, also from pytest-xdist's workers.
 RELIABILITY = collections.Counter()
 RELIABILITY_FAILURES = []
+COUNTED_PROPERTIES = ("sigkills", "sigkills_during_checkpoint_writes", "runs_lost")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     report = (yield).get_result()
     marker = item.get_closest_marker("reliability")
-    if marker is None or report.when not in ("setup", "call") or report.skipped:
+    if marker is not None:
+        report.user_properties.append(("reliability", marker.args[0]))
+
+
+def pytest_runtest_logreport(report):
+    properties = report.user_properties
+    kind = dict(properties).get("reliability")
+    if kind is None or report.when not in ("setup", "call") or report.skipped:
         return
     if report.when == "call" or report.failed:  # A failed fixture counts as a failed test.
-        kind = marker.args[0]
         RELIABILITY[kind, "tests"] += 1
         RELIABILITY[kind, "passed"] += report.passed
         if report.failed:
-            RELIABILITY_FAILURES.append(item.name)
+            RELIABILITY_FAILURES.append(report.nodeid.split("::")[-1])
+    if report.when == "call":
+        for name, value in properties:
+            if name in COUNTED_PROPERTIES:
+                RELIABILITY[name] += value
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -1,6 +1,8 @@
 """fvae.models.conv_layers: the matmul forms equal Flax's convolutions, values and gradients, with
 the same parameters; on the CPU the conv VAEs' training step holds no convolution."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -15,6 +17,7 @@ def relative_error(a, b) -> float:
                zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
+@functools.partial(jax.jit, static_argnums=0)  # One compile a case (op by op: dozens, 7 s a case).
 def values_and_gradients(module, variables, x):
     """The output and the gradients of sum(y^2) with respect to the parameters and the input."""
     grads = jax.grad(lambda v, x: jnp.sum(jnp.square(module.apply(v, x))), argnums=(0, 1))(variables, x)

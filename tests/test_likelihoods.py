@@ -157,19 +157,31 @@ def registered(name: str, **fields):
     return build_likelihood(config)
 
 
+def density_over_support(likelihood, p: np.ndarray, real_range: tuple[float, float, int]):
+    """(x, p(x)) for one pixel with parameters p, over the likelihood's whole support: every
+    value of a discrete one, a fine grid of a continuous one (`real_range` for the real line)."""
+    grids = {"binary": np.array([0.0, 1.0]), "levels": np.arange(NUM_LEVELS) / (NUM_LEVELS - 1),
+             "unit_interval": np.linspace(0.0, 1.0, 4001), "real": np.linspace(*real_range)}
+    x = grids[likelihood.support]
+    params_at_x = jnp.broadcast_to(jnp.asarray(p, jnp.float32), (len(x), 1, len(p)))
+    log_density = likelihood.log_prob(params_at_x, jnp.asarray(x[:, None], jnp.float32))
+    return x, np.exp(np.asarray(log_density, np.float64))
+
+
+def expectation(likelihood, x: np.ndarray, values: np.ndarray) -> float:
+    """Sum over a discrete support, Simpson's rule over a continuous one."""
+    return float(values.sum() if likelihood.support in ("binary", "levels") else integrate.simpson(values, x=x))
+
+
 @pytest.mark.parametrize("name", sorted(LIKELIHOODS))
 def test_every_likelihood_sums_or_integrates_to_one_over_its_support(name):
     """The registry's contract, for random parameters of one pixel: the mass summed over a
     discrete support, or the density integrated (Simpson) over a continuous one, is one."""
     likelihood = registered(name, mixtures=2)
     params = np.random.default_rng(0).uniform(-1.0, 1.0, (5, likelihood.params_per_pixel))
-    grids = {"binary": np.array([0.0, 1.0]), "levels": np.arange(NUM_LEVELS) / (NUM_LEVELS - 1),
-             "unit_interval": np.linspace(0.0, 1.0, 4001), "real": np.linspace(-12.0, 13.0, 20001)}
-    x = grids[likelihood.support]
     for p in params:
-        params_at_x = jnp.broadcast_to(jnp.asarray(p, jnp.float32), (len(x), 1, len(p)))
-        density = np.exp(np.asarray(likelihood.log_prob(params_at_x, jnp.asarray(x[:, None], jnp.float32)), np.float64))
-        total = density.sum() if likelihood.support in ("binary", "levels") else integrate.simpson(density, x=x)
+        x, density = density_over_support(likelihood, p, (-12.0, 13.0, 20001))
+        total = expectation(likelihood, x, density)
         np.testing.assert_allclose(total, 1.0, atol=2e-4, err_msg=f"{name} at params {p}")
 
 
@@ -227,14 +239,9 @@ def test_every_likelihood_mean_is_its_densitys_expectation(name):
     rng = np.random.default_rng(1)
     params = np.concatenate([rng.uniform(-1.0, 1.0, (4, likelihood.params_per_pixel)),
                              rng.uniform(-4.0, 4.0, (4, likelihood.params_per_pixel))])
-    grids = {"binary": np.array([0.0, 1.0]), "levels": np.arange(NUM_LEVELS) / (NUM_LEVELS - 1),
-             "unit_interval": np.linspace(0.0, 1.0, 4001), "real": np.linspace(-30.0, 31.0, 60001)}
-    x = grids[likelihood.support]
     for p in params:
-        params_at_x = jnp.broadcast_to(jnp.asarray(p, jnp.float32), (len(x), 1, len(p)))
-        density = np.exp(np.asarray(likelihood.log_prob(params_at_x, jnp.asarray(x[:, None], jnp.float32)), np.float64))
-        expected = ((x * density).sum() if likelihood.support in ("binary", "levels")
-                    else integrate.simpson(x * density, x=x))
+        x, density = density_over_support(likelihood, p, (-30.0, 31.0, 60001))
+        expected = expectation(likelihood, x, x * density)
         got = float(likelihood.mean(jnp.asarray(p, jnp.float32)[None, None])[0, 0])
         np.testing.assert_allclose(got, np.clip(expected, 0.0, 1.0), atol=2e-4, err_msg=f"{name} at params {p}")
 

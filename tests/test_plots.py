@@ -36,3 +36,13 @@ def test_mosaic_places_tiles_row_by_row():
     mosaic = plots._mosaic(tiles)
     assert mosaic.shape == (56, 84)
     assert mosaic[28:, 56:].min() == 1.0 and mosaic[:28].max() == 0.0
+
+
+def test_grid_canvas_puts_image_i_at_row_i_div_columns_and_column_i_mod_columns():
+    images = np.stack([np.full((28, 28), i / 10) for i in range(7)])
+    canvas, (pitch_y, pitch_x) = plots._grid_canvas(images, columns=3, band=9)
+    assert canvas.shape == (3 * pitch_y, 3 * pitch_x) and (pitch_y, pitch_x) == (39, 30)
+    for i in range(7):
+        top, left = (i // 3) * pitch_y + 9, (i % 3) * pitch_x
+        assert np.all(canvas[top:top + 28, left:left + 28] == np.float32(i / 10))
+    assert (canvas != 1).sum() == 7 * 784  # Everything else is white.

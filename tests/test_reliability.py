@@ -22,7 +22,7 @@ from fvae.data import sources
 from fvae.errors import DataError
 from fvae.run import assemble, rundir, trainer
 from fvae.run.checkpoints import FORMAT_VERSION, CheckpointError, Checkpoints, _write_digest
-from tests.conftest import RELIABILITY, REPO
+from tests.conftest import REPO
 from tests.helpers import MOCK_DATA_DIR, debian_style_copy, mock_fashion_mnist, params_equal, rewrite_idx
 from tests.test_runner import damage, final_state, small_config, without_timing
 
@@ -62,7 +62,7 @@ def kill_plan(rng: random.Random, kills: int) -> list[str]:
 
 @pytest.mark.slow
 @KILLS
-def test_sigkill_at_ten_chosen_moments_loses_nothing(tmp_path):
+def test_sigkill_at_ten_chosen_moments_loses_nothing(tmp_path, record_property):
     reference = tmp_path / "uninterrupted"
     done = subprocess.run(cli(reference), cwd=REPO, env=ENV, capture_output=True, text=True,
                           timeout=900)
@@ -81,8 +81,8 @@ def test_sigkill_at_ten_chosen_moments_loses_nothing(tmp_path):
         process.wait()
         process.stdout.close()
         assert blocked is not None, f"the run ended before reaching {event} (exit code {process.returncode})"
-        RELIABILITY["sigkills"] += 1
-        RELIABILITY["sigkills_during_checkpoint_writes"] += writing
+        record_property("sigkills", 1)  # Summed into the reliability line by tests/conftest.py.
+        record_property("sigkills_during_checkpoint_writes", int(writing))
         during_writes += writing
         assert writing == event.startswith("checkpoint-write"), (event, writing)
     final = subprocess.run(cli(workdir, "--resume"), cwd=REPO, env=ENV, capture_output=True,
@@ -96,7 +96,7 @@ def test_sigkill_at_ten_chosen_moments_loses_nothing(tmp_path):
             and params_equal(killed_state.opt_state, reference_state.opt_state)
             and killed_meta["early_stopping"] == reference_meta["early_stopping"]
             and without_timing(rundir.load_history(workdir)) == without_timing(rundir.load_history(reference)))
-    RELIABILITY["runs_lost"] += not same
+    record_property("runs_lost", int(not same))
     assert same, "a killed and resumed run ended differently from the uninterrupted one"
     assert json.loads((workdir / "test_metrics.json").read_text())["test_loss"] == \
         json.loads((reference / "test_metrics.json").read_text())["test_loss"]

@@ -14,22 +14,42 @@ def _as_images(pixels: np.ndarray) -> np.ndarray:
     return np.asarray(pixels, dtype=np.float32).reshape(len(pixels), 28, 28)
 
 
-def save_image_grid(path: str | Path, pixels: np.ndarray, title: str, columns: int = 8,
-                    labels: Sequence[str] | None = None) -> None:
-    """Saves images (values in [0, 1]) as a grid with a title and optional per-image labels."""
-    images = _as_images(pixels)
-    rows = -(-len(images) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(1.3 * columns, 1.45 * rows + 0.5), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < len(images):
-            ax.imshow(images[i], cmap="gray", vmin=0.0, vmax=1.0)
-            if labels is not None:
-                ax.set_title(labels[i], fontsize=7)
-    fig.suptitle(title)
+def _save(fig, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _grid_canvas(images: np.ndarray, columns: int, band: int, gap: int = 2) -> tuple[np.ndarray, tuple[int, int]]:
+    """(N, 28, 28) images -> one white canvas with image i at row i // columns, column i % columns,
+    `band` blank pixels above each (for its label) and `gap` between; also the (y, x) pitch."""
+    rows = -(-len(images) // columns)
+    pitch_y, pitch_x = 28 + gap + band, 28 + gap
+    canvas = np.ones((rows * pitch_y, columns * pitch_x), np.float32)
+    for i, image in enumerate(images):
+        top, left = (i // columns) * pitch_y + band, (i % columns) * pitch_x
+        canvas[top:top + 28, left:left + 28] = image
+    return canvas, (pitch_y, pitch_x)
+
+
+def save_image_grid(path: str | Path, pixels: np.ndarray, title: str, columns: int = 8,
+                    labels: Sequence[str] | None = None) -> None:
+    """Saves images (values in [0, 1]) as a grid with a title and optional per-image labels.
+
+    One axes holds the whole grid (white gaps, labels in a band above each image): a subplot per
+    image took about 1.5 s per picture."""
+    images = _as_images(pixels)
+    rows = -(-len(images) // columns)
+    band = 9 if labels is not None else 0
+    canvas, (pitch_y, pitch_x) = _grid_canvas(images, columns, band)
+    fig, ax = plt.subplots(figsize=(1.3 * columns, (1.45 if labels is not None else 1.2) * rows + 0.5))
+    ax.imshow(canvas, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.axis("off")
+    for i, label in enumerate(labels or ()):
+        ax.text((i % columns) * pitch_x + 14, (i // columns) * pitch_y + band - 1, label, fontsize=7,
+                ha="center", va="bottom")
+    fig.suptitle(title)
+    _save(fig, path)
 
 
 def save_reconstructions(path: str | Path, originals: np.ndarray, reconstructions: np.ndarray,
@@ -51,12 +71,6 @@ def _mosaic(images: np.ndarray) -> np.ndarray:
     rows, cols = images.shape[:2]
     tiles = np.asarray(images, np.float32).reshape(rows, cols, 28, 28)
     return tiles.transpose(0, 2, 1, 3).reshape(rows * 28, cols * 28)
-
-
-def _save(fig, path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def save_interpolations(path: str | Path, images: np.ndarray, start_names: Sequence[str],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -35,9 +37,24 @@ def create_train_state(model: nn.Module, key: jax.Array, example_batch: jax.Arra
     """Initializes parameters from `key` and an Adam optimizer (learning_rate: a constant, or an
     optax schedule of the step, e.g. fvae.run.assemble.learning_rate(config))."""
     images = to_unit_interval(example_batch)
+    learning_rate = learning_rate if callable(learning_rate) else float(learning_rate)  # Static: hashable.
     params = model.init(key, images, jax.random.key(0), jnp.zeros(images.shape[:1], jnp.int32))["params"]
-    return TrainState.create(apply_fn=model.apply, params=params, tx=optax.adam(learning_rate), objective=objective,
+    return TrainState.create(apply_fn=_apply_fn(model), params=params, tx=_adam(learning_rate), objective=objective,
                              learning_rate=learning_rate)
+
+
+# The jitted steps take the state's static fields (apply_fn, tx) as part of their cache key. A
+# bound method or a fresh optax closure never equals the last run's, so every run of the same
+# config in one process (a sweep, a notebook, a resume) compiled every step again; equal models
+# and rates now share one apply_fn and one tx.
+@functools.lru_cache(maxsize=64)
+def _apply_fn(model: nn.Module):
+    return model.apply
+
+
+@functools.lru_cache(maxsize=64)
+def _adam(learning_rate: float | optax.Schedule) -> optax.GradientTransformation:
+    return optax.adam(learning_rate)
 
 
 # A batch, like a whole split, is a Dataset: images (B, ...) with labels (B,) or None (only

@@ -5,6 +5,7 @@ run's state for analysis. Shared by the runner, the report, the sweep and notebo
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import jax
@@ -44,7 +45,13 @@ def learning_rate(config: ml_collections.ConfigDict):
     t = config.train
     if t.lr_schedule == "constant":
         return float(t.learning_rate)
-    return optax.cosine_decay_schedule(float(t.learning_rate), t.max_epochs * steps_per_epoch(config))
+    return _cosine_schedule(float(t.learning_rate), t.max_epochs * steps_per_epoch(config))
+
+
+@functools.lru_cache(maxsize=64)
+def _cosine_schedule(initial: float, steps: int) -> optax.Schedule:
+    """One schedule object per (rate, steps): the jitted steps' cache key holds it (see compute.state)."""
+    return optax.cosine_decay_schedule(initial, steps)
 
 
 def run_keys(seed: int) -> dict[str, jax.Array]:
