@@ -174,6 +174,8 @@ def test_unusable_data_directory_is_reported(original_files, tmp_path):
 
 BAD_CONFIGS = {
     "--config.train.batch_size=0": "train.batch_size must be >= 1",
+    "--config.train.min_delta=nan": "train.min_delta must be a finite number",  # Passed every comparison.
+    "--config.seed=99999999999999999999": "seed must be in 0..",  # Overflowed in jax after the run dir existed.
     "--config.train.learning_rate=-1": "train.learning_rate must be > 0",
     "--config.model.compute_dtype=float16": "model.compute_dtype must be one of",
     "--config.data.val_size=60000": "data.val_size must be in",
@@ -226,6 +228,22 @@ def test_run_directory_misuse_is_refused_and_nothing_is_overwritten(finished_run
             trainer.train_and_evaluate(config, log=lambda _: None, progress=False, **case)
     after = {p: p.stat().st_mtime_ns for p in finished_run.rglob("*") if p.is_file() and p.name != ".lock"}
     assert after == before
+
+
+@BAD_INPUT
+def test_a_wrong_workdir_creates_nothing_and_a_file_is_not_a_workdir(mock_data_dir, tmp_path):
+    from fvae.run.report import evaluate_run
+
+    with pytest.raises(errors.RunDirError, match="holds no run"):
+        evaluate_run(tmp_path / "TYPO")
+    assert not (tmp_path / "TYPO").exists()  # It was left holding eval/, so train refused it later.
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    for resume in (False, True):
+        with pytest.raises(errors.RunDirError, match="is a file, not a directory"):
+            trainer.train_and_evaluate(small_config(mock_data_dir, 1), afile, resume=resume, log=lambda _: None,
+                                      progress=False)
+    assert afile.read_text() == "mine"
 
 
 @BAD_INPUT
@@ -299,12 +317,17 @@ def test_resume_past_a_damaged_checkpoint_from_the_cli(finished_run, tmp_path):
     (["experiments.prepare_data", "--data_dir", "{tmp}/tfds", "--manual_dir", "{tmp}"], "Missing data file"),
     (["experiments.train", "--workdir", "{tmp}/nothing", "--resume"], "holds no run"),
     (["experiments.sweep", "--configs", "nope", "--workdir", "{tmp}/sweep"], "no config 'nope'"),
+    (["experiments.train", "--config", "{tmp}/nosuch.py", "--workdir", "{tmp}/run"], "no config"),
+    (["experiments.train", "--config", "mlp500", "--workdir", "{tmp}/afile"], "is a file, not a directory"),
 ])
 @pytest.mark.slow
 def test_every_cli_reports_user_errors_the_same_way(tmp_path, command, message):
+    (tmp_path / "afile").write_text("mine")
     args = [part.replace("{tmp}", str(tmp_path)) for part in command]
     result = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=ENV, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     error = result.stderr[result.stderr.index("error: "):]  # The message may span lines.
     assert message in error and not error.rstrip().endswith("Error")
+    assert not (tmp_path / "nothing").exists() and not (tmp_path / "run").exists()  # Nothing created.
+    assert (tmp_path / "afile").read_text() == "mine"

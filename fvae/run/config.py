@@ -11,6 +11,7 @@ from that class's own fields, and each class checks its own values.
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Any
 
 import ml_collections
@@ -140,6 +141,9 @@ def with_defaults(values: dict) -> ml_collections.ConfigDict:
     return config
 
 
+MAX_SEED = 2**63 - 1  # jax.random.key takes an int64; numpy's generators refuse negative seeds.
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Raises ConfigError (a ValueError) listing every problem of `config`, or returns quietly."""
     schema, given = flatten(defaults().to_dict()), flatten(config.to_dict())
@@ -149,11 +153,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
     for key in sorted(set(given) & set(schema)):
         expected, value = type(schema[key]), given[key]
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            continue
+            value = float(value) if abs(value) < 1e308 else math.inf  # float() of a huger int raises.
         if expected in (tuple, list) and isinstance(value, (tuple, list)):
             continue
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             problems.append(f"{key} must be {expected.__name__}, got {type(value).__name__} {value!r}")
+        elif expected is float and not math.isfinite(value):  # nan passes every comparison below.
+            problems.append(f"{key} must be a finite number, got {value!r}")
+        elif key.rsplit(".", 1)[-1].endswith("seed") and not 0 <= value <= MAX_SEED:
+            problems.append(f"{key} must be in 0..{MAX_SEED} (a seed of jax keys and numpy generators), got {value!r}")
     if problems:
         raise ConfigError("Invalid config:\n  " + "\n  ".join(problems))
 

@@ -49,8 +49,8 @@ def evaluate_run(workdir: str | Path, iwae_samples: Sequence[int] = (1000,), spl
     out = workdir / rundir.EVAL_DIR
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise errors.RunDirError(f"{out} exists; pass --overwrite to replace it.")
-    out.mkdir(parents=True, exist_ok=True)
-    config, state = load_run_state(workdir)
+    config, state = load_run_state(workdir)  # Before anything is written: a wrong --workdir creates nothing.
+    out.mkdir(exist_ok=True)
     splits = load_splits(config)
     evaluated = {"test": splits.test, "val": splits.val, "train": splits.train}[split]
     if limit:

@@ -41,6 +41,8 @@ def start(workdir: str | Path, config: dict, resume: bool, write: bool = True) -
     processes other than 0 in a multi-host run).
     """
     workdir = Path(workdir)
+    if workdir.exists() and not workdir.is_dir():
+        raise RunDirError(f"--workdir {workdir} is a file, not a directory: choose a directory path.")
     config_path = workdir / CONFIG_FILE
     if resume:
         if not config_path.is_file():
@@ -70,7 +72,7 @@ def start(workdir: str | Path, config: dict, resume: bool, write: bool = True) -
         raise RunDirError(f"{workdir} already holds files; refusing to overwrite a run. "
                           "Use --resume to continue it, or choose a new --workdir.")
     if write:
-        workdir.mkdir(parents=True, exist_ok=True)
+        make_workdir(workdir)
         write_json(workdir / VERSIONS_FILE, versions())
         write_json(config_path, _to_json(config))  # Written last: its presence marks a run.
     return {}
@@ -119,6 +121,18 @@ def version_changes(workdir: str | Path) -> dict[str, tuple]:
     return {k: (recorded[k], v) for k, v in versions().items() if k in recorded and recorded[k] != v}
 
 
+def make_workdir(workdir: Path) -> None:
+    """Creates the run directory and its parents; what stands in the way (a file of that name,
+    no permission, a full disk) is one RunDirError rather than a traceback."""
+    if workdir.exists() and not workdir.is_dir():
+        raise RunDirError(f"--workdir {workdir} is a file, not a directory: choose a directory path.")
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunDirError(f"cannot create the run directory {workdir} ({error.strerror}): "
+                          "choose another --workdir.") from None
+
+
 @contextlib.contextmanager
 def exclusive(workdir: str | Path):
     """Holds an exclusive lock on a run directory, so two processes cannot write one run.
@@ -127,7 +141,7 @@ def exclusive(workdir: str | Path):
     so a killed run never leaves a stale lock behind.
     """
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    make_workdir(workdir)
     with open(workdir / LOCK_FILE, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
