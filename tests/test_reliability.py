@@ -247,6 +247,22 @@ def test_a_wrong_workdir_creates_nothing_and_a_file_is_not_a_workdir(mock_data_d
 
 
 @BAD_INPUT
+def test_a_run_whose_latest_checkpoints_are_all_damaged_is_never_restarted(mock_data_dir, tmp_path):
+    workdir = tmp_path / "run"
+    trainer.train_and_evaluate(small_config(mock_data_dir, 2), workdir, log=lambda _: None, progress=False)
+    for checkpoint in (workdir / "checkpoints" / "latest").iterdir():
+        if checkpoint.name.isdigit():
+            damage(checkpoint)
+    before = {p: p.read_bytes() for p in (workdir / "metrics.jsonl", workdir / "test_metrics.json")}
+    phrases = ["No readable latest checkpoint is left", "has trained but holds no readable latest checkpoint"]
+    for phrase in phrases:  # The second --resume restarted at epoch 1 and rewrote the metrics.
+        with pytest.raises(errors.CheckpointError, match=phrase):
+            trainer.train_and_evaluate(small_config(mock_data_dir, 2), workdir, resume=True, log=lambda _: None,
+                                      progress=False)
+    assert {p: p.read_bytes() for p in before} == before
+
+
+@BAD_INPUT
 def test_a_second_process_cannot_write_a_run_in_use(finished_run, mock_data_dir):
     holder = subprocess.Popen([sys.executable, "-c", f"""
 import time

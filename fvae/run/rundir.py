@@ -67,7 +67,7 @@ def start(workdir: str | Path, config: dict, resume: bool, write: bool = True) -
         if write:
             write_json(config_path, _to_json(config))
         return {k: (stored.get(k), given.get(k)) for k in RESUMABLE_CHANGES if stored.get(k) != given.get(k)}
-    if workdir.exists() and not _never_trained(workdir) and any(
+    if workdir.exists() and not never_trained(workdir) and any(
             p.name != LOCK_FILE and not p.name.endswith(".tmp") for p in workdir.iterdir()):
         raise RunDirError(f"{workdir} already holds files; refusing to overwrite a run. "
                           "Use --resume to continue it, or choose a new --workdir.")
@@ -78,11 +78,13 @@ def start(workdir: str | Path, config: dict, resume: bool, write: bool = True) -
     return {}
 
 
-def _never_trained(workdir: Path) -> bool:
-    """A run directory whose start failed before any epoch was saved: nothing in it to lose."""
+def never_trained(workdir: str | Path) -> bool:
+    """A run directory whose start failed before any epoch was saved: nothing in it to lose.
+    A checkpoint set aside as damaged (checkpoints/damaged/) counts as saved."""
+    workdir = Path(workdir)
     checkpoints = workdir / "checkpoints"
-    saved = checkpoints.is_dir() and any(p.name.isdigit() for sub in checkpoints.iterdir() if sub.is_dir()
-                                         for p in sub.iterdir())
+    saved = checkpoints.is_dir() and any(p.name.isdigit() or sub.name == "damaged" for sub in checkpoints.iterdir()
+                                         if sub.is_dir() for p in sub.iterdir())
     return ((workdir / CONFIG_FILE).is_file() and not saved and not load_history(workdir)
             and not (workdir / TEST_METRICS_FILE).exists())
 

@@ -26,7 +26,7 @@ from fvae.compute.bounds import evaluate_bound, generate, reconstruct
 from fvae.compute.placement import Placement, to_host
 from fvae.compute.state import TrainState
 from fvae.compute.steps import EpochOptions, first_nonfinite_step, train_epoch, train_epoch_stepwise
-from fvae.errors import Interrupted, NonFiniteError
+from fvae.errors import CheckpointError, Interrupted, NonFiniteError
 from fvae.run import rundir
 from fvae.run.assemble import (
     initial_state,
@@ -120,6 +120,9 @@ def _train(run: RunContext, splits: data.Splits, resume: bool, changes: dict[str
         if where.is_writer:
             rundir.write_history(workdir, history)  # Drops lines written after the checkpoint.
         log(f"Resuming {workdir} at epoch {start_epoch} (best so far: epoch {stopper.best_epoch}).")
+    elif resume and not rundir.never_trained(workdir):  # Never start a trained run over from epoch 1.
+        raise CheckpointError(f"{workdir} has trained but holds no readable latest checkpoint (damaged ones are "
+                              f"in {checkpoints.damaged_dir}); nothing was changed. Start a new run directory.")
 
     images_per_epoch = train.num_examples // t.batch_size * t.batch_size
     writer = create_writer(workdir, log, lambda epoch, s: _epoch_line(epoch, s, epoch == stopper.best_epoch),
