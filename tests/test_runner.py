@@ -114,6 +114,14 @@ def test_cli_produces_a_full_run_directory(mock_data_dir, tmp_path):
     assert "Resuming" in resumed.stdout
     assert json.loads((workdir / "test_metrics.json").read_text()) == test_metrics
 
+    # The short form of "train longer": overrides without --config apply to the run's own config
+    # (they were dropped, exit 0, nothing trained), whichever order they come in.
+    longer = run_cli(f"--config.data.data_dir={mock_data_dir}", "--config.train.max_epochs=3", "--workdir",
+                     str(workdir), "--resume", "--progress=false")
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    assert [r["epoch"] for r in rundir.load_history(workdir)] == [1, 2, 3]
+    assert json.loads((workdir / "config.json").read_text())["train"]["max_epochs"] == 3
+
 
 @pytest.mark.slow
 def test_default_config_end_to_end_on_the_real_data(prepared_data_dir, tmp_path):
