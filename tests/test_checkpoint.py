@@ -87,3 +87,32 @@ def test_no_readable_latest_checkpoint_is_a_clear_error(tmp_path):
         checkpoints.restore_latest(new_state(seed=9), lambda _: None)
     checkpoints.close()
     assert (tmp_path / "checkpoints" / "damaged").is_dir()
+
+
+def test_a_damaged_best_checkpoint_is_set_aside_and_rebuilt_from_latest_or_named_lost(tmp_path):
+    from fvae.run.checkpoints import _verify_digest
+    from tests.test_runner import damage
+
+    first, second = new_state(seed=1), trained_state()
+    checkpoints = Checkpoints(tmp_path, keep=2)
+    checkpoints.save(1, first, {"epoch": 1}, is_best=False)
+    checkpoints.save(2, second, {"epoch": 2}, is_best=True)
+    best = tmp_path / "checkpoints" / "best" / "2"
+    damage(best)
+    messages = []
+    for _ in range(2):  # It failed the same way forever: now the second read finds a sound copy.
+        restored, meta = checkpoints.restore_best(new_state(seed=9), messages.append)
+        assert meta == {"epoch": 2} and params_equal(restored.params, second.params)
+    assert len(messages) == 1 and f"{best} is damaged" in messages[0] and "again from latest/2" in messages[0]
+    _verify_digest(best)  # Written again, digest and all.
+    (aside,) = (tmp_path / "checkpoints" / "damaged").iterdir()
+    assert aside.name.startswith("best-2-")
+
+    # Once latest/ has moved past the best epoch, the loss is named, with what is left.
+    checkpoints.save(3, second, {"epoch": 3}, is_best=False)
+    checkpoints.save(4, second, {"epoch": 4}, is_best=False)
+    damage(best)
+    with pytest.raises(CheckpointError, match="latest/ no longer holds epoch 2: the best weights are lost"):
+        checkpoints.restore_best(new_state(seed=9), messages.append)
+    checkpoints.close()
+    assert len(list((tmp_path / "checkpoints" / "damaged").iterdir())) == 2

@@ -7,7 +7,7 @@ it when complete, so a crash mid-write never leaves a checkpoint that reads as v
 After the commit fvae adds the SHA-256 of every file (<epoch>/fvae_sha256.json); a
 checkpoint damaged later on disk is found by it before Orbax reads anything, named, moved
 to <workdir>/checkpoints/damaged/ (never deleted), and the next older one is read instead
-(`restore_latest`).
+(`restore_latest`), or for the best one, latest/'s copy of its epoch (`restore_best`).
 """
 
 from __future__ import annotations
@@ -60,13 +60,9 @@ class Checkpoints:
         redone epoch is bit-identical on the same machine, so a best copy of it that is
         already committed is kept as it is.
         """
-        meta = {**meta, "format_version": FORMAT_VERSION}
-        args = ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
         managers = ([self.best] if is_best and epoch not in self.best.all_steps() else []) + [self.latest]
         for manager in managers:
-            manager.save(epoch, args=args, force=True)
-            if jax.process_index() == 0:
-                _write_digest(Path(manager.directory) / str(epoch))
+            _save(manager, epoch, state, meta)
 
     def latest_epoch(self) -> int | None:
         return self.latest.latest_step()
@@ -80,11 +76,7 @@ class Checkpoints:
                 with _stderr_kept_unless(DamagedCheckpointError):
                     return _restore(self.latest, target, "latest")
             except DamagedCheckpointError as err:
-                epoch = self.latest.latest_step()
-                self.damaged_dir.mkdir(exist_ok=True)
-                aside = self.damaged_dir / f"latest-{epoch}-{time.strftime('%Y%m%d-%H%M%S')}"
-                (Path(self.latest.directory) / str(epoch)).rename(aside)
-                self.latest.reload()
+                aside = self._set_aside(self.latest, "latest")
                 older = self.latest.latest_step()
                 log(f"{err} It was moved to {aside}; "
                     + (f"resuming from the previous checkpoint (epoch {older})." if older is not None
@@ -94,8 +86,34 @@ class Checkpoints:
                                           f"(damaged ones are in {self.damaged_dir}). Start a new run "
                                           "directory.") from err
 
-    def restore_best(self, target: TrainState) -> tuple[TrainState, dict[str, Any]]:
-        return _restore(self.best, target, "best")
+    def restore_best(self, target: TrainState, log: Callable[[str], None] = print
+                     ) -> tuple[TrainState, dict[str, Any]]:
+        """The best checkpoint. A damaged one is named, moved to checkpoints/damaged/ and, while
+        latest/ still holds its epoch, written again from that copy."""
+        try:
+            with _stderr_kept_unless(DamagedCheckpointError):
+                return _restore(self.best, target, "best")
+        except DamagedCheckpointError as err:
+            epoch = self.best.latest_step()
+            aside = self._set_aside(self.best, "best")
+            if epoch not in self.latest.all_steps():
+                raise CheckpointError(f"{err} It was moved to {aside}. latest/ no longer holds epoch {epoch}: the "
+                                      "best weights are lost. Use the intact latest ones (fvae.run.assemble."
+                                      "load_run_state(workdir, 'latest')) or train a new run.") from err
+            log(f"{err} It was moved to {aside}; the best checkpoint is written again from latest/{epoch}.")
+            with _stderr_kept_unless(DamagedCheckpointError):
+                state, meta = _restore(self.latest, target, "latest", epoch)
+            _save(self.best, epoch, state, meta)
+            return state, meta
+
+    def _set_aside(self, manager: ocp.CheckpointManager, which: str) -> Path:
+        """Moves `manager`'s newest checkpoint to checkpoints/damaged/ (never deleted) and returns where."""
+        epoch = manager.latest_step()
+        self.damaged_dir.mkdir(exist_ok=True)
+        aside = self.damaged_dir / f"{which}-{epoch}-{time.strftime('%Y%m%d-%H%M%S')}"
+        (Path(manager.directory) / str(epoch)).rename(aside)
+        manager.reload()
+        return aside
 
     def close(self) -> None:
         self.latest.close()
@@ -157,10 +175,19 @@ def _stderr_kept_unless(error: type[Exception]):
             os.close(saved)
 
 
-def _restore(manager: ocp.CheckpointManager, target: TrainState, which: str
+def _save(manager: ocp.CheckpointManager, epoch: int, state: TrainState, meta: dict[str, Any]) -> None:
+    """Writes one checkpoint (Orbax commits it atomically), then records its files' SHA-256."""
+    meta = {**meta, "format_version": FORMAT_VERSION}
+    manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+                 force=True)
+    if jax.process_index() == 0:
+        _write_digest(Path(manager.directory) / str(epoch))
+
+
+def _restore(manager: ocp.CheckpointManager, target: TrainState, which: str, epoch: int | None = None
              ) -> tuple[TrainState, dict[str, Any]]:
-    """Restores the newest checkpoint of `manager` into the structure of `target`."""
-    epoch = manager.latest_step()
+    """Restores checkpoint `epoch` of `manager` (default: its newest) into the structure of `target`."""
+    epoch = manager.latest_step() if epoch is None else epoch
     if epoch is None:
         raise CheckpointError(f"No {which} checkpoint in {manager.directory}.")
     directory = Path(manager.directory) / str(epoch)
