@@ -55,6 +55,11 @@ class RunDirError(UserError):
     """The run directory cannot be used as asked; the message says why and what to do."""
 
 
+class DamagedFileError(RunDirError):
+    """A file fvae wrote (config.json, versions.json, metrics) cannot be read back: cut short,
+    edited, or unreadable."""
+
+
 class CheckpointError(UserError):
     """A checkpoint is missing or does not fit the model; the message says what to do."""
 

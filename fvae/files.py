@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from fvae.errors import DamagedFileError
+
 
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Writes a file atomically: to `<path>.tmp`, flushed to disk, then renamed over `path`."""
@@ -30,6 +32,15 @@ def write_json(path: str | Path, value: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    """The JSON value in `path`."""
-    with open(path) as f:
-        return json.load(f)
+    """The JSON value in `path`; a file that is cut short, edited or unreadable is one
+    DamagedFileError naming it, not a traceback."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as err:
+        raise DamagedFileError(f"{path} is not valid JSON ({err.msg}, line {err.lineno}): it was cut short or "
+                               "edited; restore it from a copy.") from None
+    except UnicodeDecodeError:
+        raise DamagedFileError(f"{path} is not a text file fvae wrote; restore it from a copy.") from None
+    except OSError as err:
+        raise DamagedFileError(f"{path} cannot be read ({err.strerror}): check its permissions and the disk.") from None

@@ -187,6 +187,21 @@ BAD_CONFIGS = {
 
 @pytest.mark.slow
 @BAD_INPUT
+def test_two_processes_preparing_the_data_at_once_both_succeed(original_files, tmp_path):
+    """The loser of the race used to report a data problem with the list of ways to provide the
+    files, though they were fine: now the second waits for the first (a lock in data_dir)."""
+    command = [sys.executable, "-m", "experiments.prepare_data", "--data_dir", str(tmp_path / "tfds"),
+               "--manual_dir", str(original_files)]
+    processes = [subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=900) for p in processes]  # Reads both pipes: no filled-pipe stall.
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0 and "is prepared in" in out, err[-2000:]
+    assert sources.is_prepared(tmp_path / "tfds")
+
+
+@pytest.mark.slow
+@BAD_INPUT
 @pytest.mark.parametrize("override", sorted(BAD_CONFIGS))
 def test_bad_config_values_are_rejected_before_any_work(tmp_path, override):
     result = subprocess.run(cli(tmp_path / "run", override), cwd=REPO, env=ENV,
@@ -263,6 +278,17 @@ def test_a_run_whose_latest_checkpoints_are_all_damaged_is_never_restarted(mock_
 
 
 @BAD_INPUT
+def test_a_cut_short_versions_file_is_named_with_what_to_do(finished_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy)
+    (copy / "versions.json").write_text((copy / "versions.json").read_text()[:20])
+    with pytest.raises(errors.DamagedFileError, match="versions.json is not valid JSON .* delete it to resume"):
+        rundir.version_changes(copy)
+
+
+@BAD_INPUT
 def test_a_second_process_cannot_write_a_run_in_use(finished_run, mock_data_dir):
     holder = subprocess.Popen([sys.executable, "-c", f"""
 import time
@@ -335,10 +361,14 @@ def test_resume_past_a_damaged_checkpoint_from_the_cli(finished_run, tmp_path):
     (["experiments.sweep", "--configs", "nope", "--workdir", "{tmp}/sweep"], "no config 'nope'"),
     (["experiments.train", "--config", "{tmp}/nosuch.py", "--workdir", "{tmp}/run"], "no config"),
     (["experiments.train", "--config", "mlp500", "--workdir", "{tmp}/afile"], "is a file, not a directory"),
+    (["experiments.evaluate", "--workdir", "{tmp}/cut"], "config.json is not valid JSON"),
+    (["experiments.train", "--workdir", "{tmp}/cut", "--resume"], "config.json is not valid JSON"),
 ])
 @pytest.mark.slow
 def test_every_cli_reports_user_errors_the_same_way(tmp_path, command, message):
     (tmp_path / "afile").write_text("mine")
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "config.json").write_text('{"seed": 0, "train": {"batch')  # Cut short.
     args = [part.replace("{tmp}", str(tmp_path)) for part in command]
     result = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=ENV, capture_output=True, text=True,
                             timeout=300)
@@ -347,3 +377,4 @@ def test_every_cli_reports_user_errors_the_same_way(tmp_path, command, message):
     assert message in error and not error.rstrip().endswith("Error")
     assert not (tmp_path / "nothing").exists() and not (tmp_path / "run").exists()  # Nothing created.
     assert (tmp_path / "afile").read_text() == "mine"
+    assert [p.name for p in (tmp_path / "cut").iterdir()] == ["config.json"]

@@ -19,6 +19,7 @@ TensorFlow is imported lazily: importing `fvae.data.sources` stays cheap.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import gzip
 import hashlib
 import importlib
@@ -99,6 +100,9 @@ def resolve_manual_dir(manual_dir: str | os.PathLike | None = None) -> Path | No
     if DEBIAN_DIR.is_dir():
         return DEBIAN_DIR
     return None
+
+
+PREPARE_LOCK = ".fvae-prepare.lock"  # In data_dir; held (flock) while a process prepares.
 
 
 def is_prepared(data_dir: Path) -> bool:
@@ -218,21 +222,27 @@ def prepare(data_dir: str | os.PathLike | None = None,
     except OSError as err:
         raise DataError(f"Cannot create data directory {data_dir}: {err}. "
                         f"Choose another with --config.data.data_dir or {DATA_DIR_ENV}.") from err
-    folder = resolve_manual_dir(manual_dir)
-    tfds = import_tfds()
+    # One preparation at a time: a second process waits here, then finds the data prepared (it
+    # used to fail halfway with a data error while the first was still writing).
+    with open(data_dir / PREPARE_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_prepared(data_dir):
+            return data_dir
+        folder = resolve_manual_dir(manual_dir)
+        tfds = import_tfds()
 
-    recompressed = folder is not None and verify_folder(folder) == "recompressed"
-    try:
-        if recompressed and folder is not None:
-            _prepare_from_idx(folder, data_dir)
-        else:
-            tfds.builder(DATASET_NAME, data_dir=str(data_dir)).download_and_prepare(
-                download_config=tfds.download.DownloadConfig(manual_dir=str(folder) if folder else None))
-    except Exception as err:  # tfds raises many types (network, checksum, disk full, permissions).
-        # A package tfds imports only while preparing: not the data's fault.
-        if missing := DependencyError.import_error_behind(err):
-            raise DependencyError.from_import_error(missing, "Preparing Fashion-MNIST") from err
-        where = f"from {folder}" if folder else "by download (no local folder given)"
-        raise DataError(f"Could not prepare Fashion-MNIST {where} into {data_dir}: "
-                        f"{type(err).__name__}: {err}\n{HOW_TO_FIX}") from err
+        recompressed = folder is not None and verify_folder(folder) == "recompressed"
+        try:
+            if recompressed and folder is not None:
+                _prepare_from_idx(folder, data_dir)
+            else:
+                tfds.builder(DATASET_NAME, data_dir=str(data_dir)).download_and_prepare(
+                    download_config=tfds.download.DownloadConfig(manual_dir=str(folder) if folder else None))
+        except Exception as err:  # tfds raises many types (network, checksum, disk full, permissions).
+            # A package tfds imports only while preparing: not the data's fault.
+            if missing := DependencyError.import_error_behind(err):
+                raise DependencyError.from_import_error(missing, "Preparing Fashion-MNIST") from err
+            where = f"from {folder}" if folder else "by download (no local folder given)"
+            raise DataError(f"Could not prepare Fashion-MNIST {where} into {data_dir}: "
+                            f"{type(err).__name__}: {err}\n{HOW_TO_FIX}") from err
     return data_dir

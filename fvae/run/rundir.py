@@ -16,7 +16,7 @@ from pathlib import Path
 
 import ml_collections
 
-from fvae.errors import RunDirError
+from fvae.errors import DamagedFileError, RunDirError
 from fvae.files import read_json, write_bytes, write_json
 from fvae.run.config import flatten, with_defaults
 
@@ -119,7 +119,11 @@ def version_changes(workdir: str | Path) -> dict[str, tuple]:
     """{name: (recorded, now)} for the versions (and CPU) that differ from the run's versions.json:
     a resumed run under other versions may not be bit-identical."""
     path = Path(workdir) / VERSIONS_FILE
-    recorded = read_json(path) if path.is_file() else {}
+    try:
+        recorded = read_json(path) if path.is_file() else {}
+    except DamagedFileError as err:
+        raise DamagedFileError(f"{err} It only records the versions that made the run: or delete it to "
+                               "resume without comparing them.") from None
     return {k: (recorded[k], v) for k, v in versions().items() if k in recorded and recorded[k] != v}
 
 
