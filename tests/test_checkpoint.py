@@ -53,15 +53,21 @@ def test_restoring_into_another_model_fails_clearly(tmp_path):
     checkpoints.close()
 
 
+def two_epochs(tmp_path, best: int):
+    """Checkpoints of epoch 1 (a fresh state) and epoch 2 (a trained one), `best` marked best."""
+    first, second = new_state(seed=1), trained_state()
+    checkpoints = Checkpoints(tmp_path, keep=2)
+    for epoch, state in ((1, first), (2, second)):
+        checkpoints.save(epoch, state, {"epoch": epoch}, is_best=epoch == best)
+    return checkpoints, first, second
+
+
 @pytest.mark.parametrize("digest", ["recorded", "missing"])
 def test_a_damaged_latest_checkpoint_is_set_aside_and_the_previous_one_restored(tmp_path, digest):
     from fvae.run.checkpoints import DIGEST_FILE
     from tests.test_runner import damage
 
-    first, second = new_state(seed=1), trained_state()
-    checkpoints = Checkpoints(tmp_path, keep=2)
-    checkpoints.save(1, first, {"epoch": 1}, is_best=True)
-    checkpoints.save(2, second, {"epoch": 2}, is_best=False)
+    checkpoints, first, _ = two_epochs(tmp_path, best=1)
     damaged = tmp_path / "checkpoints" / "latest" / "2"
     damage(damaged)
     if digest == "missing":  # Killed between commit and digest: Orbax's own read finds the damage.
@@ -93,10 +99,7 @@ def test_a_damaged_best_checkpoint_is_set_aside_and_rebuilt_from_latest_or_named
     from fvae.run.checkpoints import _verify_digest
     from tests.test_runner import damage
 
-    first, second = new_state(seed=1), trained_state()
-    checkpoints = Checkpoints(tmp_path, keep=2)
-    checkpoints.save(1, first, {"epoch": 1}, is_best=False)
-    checkpoints.save(2, second, {"epoch": 2}, is_best=True)
+    checkpoints, _, second = two_epochs(tmp_path, best=2)
     best = tmp_path / "checkpoints" / "best" / "2"
     damage(best)
     messages = []

@@ -41,8 +41,7 @@ def start(workdir: str | Path, config: dict, resume: bool, write: bool = True) -
     processes other than 0 in a multi-host run).
     """
     workdir = Path(workdir)
-    if workdir.exists() and not workdir.is_dir():
-        raise RunDirError(f"--workdir {workdir} is a file, not a directory: choose a directory path.")
+    _refuse_a_file(workdir)
     config_path = workdir / CONFIG_FILE
     if resume:
         if not config_path.is_file():
@@ -127,11 +126,15 @@ def version_changes(workdir: str | Path) -> dict[str, tuple]:
     return {k: (recorded[k], v) for k, v in versions().items() if k in recorded and recorded[k] != v}
 
 
+def _refuse_a_file(workdir: Path) -> None:
+    if workdir.exists() and not workdir.is_dir():
+        raise RunDirError(f"--workdir {workdir} is a file, not a directory: choose a directory path.")
+
+
 def make_workdir(workdir: Path) -> None:
     """Creates the run directory and its parents; what stands in the way (a file of that name,
     no permission, a full disk) is one RunDirError rather than a traceback."""
-    if workdir.exists() and not workdir.is_dir():
-        raise RunDirError(f"--workdir {workdir} is a file, not a directory: choose a directory path.")
+    _refuse_a_file(workdir)
     try:
         workdir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
