@@ -26,6 +26,7 @@ from absl import flags  # noqa: E402
 
 from experiments import cli  # First: sets the TensorFlow log level.
 from experiments.configs import load as load_config  # noqa: E402
+from experiments.results_doc import benchmark_markdown  # noqa: E402
 from fvae import compute  # noqa: E402
 from fvae.compute.bounds import IWAE_IMAGES_PER_CALL, evaluate_bound, iwae_chunk, iwae_log_likelihoods  # noqa: E402
 from fvae.models import architecture, build_model  # noqa: E402
@@ -175,66 +176,35 @@ def benchmark_iwae(name: str, num_samples: int, num_images: int) -> dict:
     return {"config": name + "".join(f" {k}={v}" for k, v in cli.config_overrides().items()),
             "iwae_samples": num_samples,
             "images": num_images, "seconds": seconds, "images_per_second": num_images / seconds,
-            "minutes_per_10k_images": 10_000 / (num_images / seconds) / 60,
             "flops_per_image": float(cost["flops"]) * (num_samples // chunk) / IWAE_IMAGES_PER_CALL}
-
-
-def _percent(gflops: float | None, peak: float) -> str:
-    return "n/a" if gflops is None else f"{100 * gflops / peak:.0f}%"
-
-
-def markdown(report: dict) -> str:
-    lines = [
-        f"Backend {report['backend']} ({report['device']}), {report['date']}, "
-        f"matmul peak {report['matmul_peak_gflops']:.0f} GFLOP/s ({FLAGS.matmul_size}^3 float32).",
-        "",
-        "| config | batch | compile s | MFLOP/img | fast img/s | fast s/epoch | % of peak | "
-        "matmuls at model shapes, % of peak | per-step img/s | per-step s/epoch | eval img/s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in report["results"]:
-        lines.append(
-            f"| {r['config']} | {r['batch_size']} | {r['compile_seconds']:.2f} | {r['flops_per_image'] / 1e6:.2f} "
-            f"| {r['fast_images_per_second']:.0f} | {r['fast_seconds_per_epoch']:.2f} | "
-            f"{100 * r['fraction_of_peak']:.0f}% | "
-            f"{_percent(r['model_shape_matmul_gflops'], report['matmul_peak_gflops'])} | "
-            f"{r['step_images_per_second']:.0f} | "
-            f"{r['step_seconds_per_epoch']:.2f} | {r['eval_images_per_second']:.0f} |")
-    if report.get("iwae"):
-        lines += ["", "IWAE evaluation (as experiments.evaluate runs it):", "",
-                  "| config | K | images timed | img/s | minutes per 10,000 images | GFLOP/img | % of peak |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
-        for r in report["iwae"]:
-            lines.append(f"| {r['config']} | {r['iwae_samples']} | {r['images']} | {r['images_per_second']:.1f} | "
-                         f"{r['minutes_per_10k_images']:.1f} | {r['flops_per_image'] / 1e9:.2f} | "
-                         f"{100 * r['fraction_of_peak']:.0f}% |")
-    return "\n".join(lines) + "\n"
 
 
 def main(argv):
     del argv
     peak = matmul_peak(FLAGS.matmul_size)
-    results = []
-    for name in FLAGS.configs:
-        result = benchmark_config(name, FLAGS.train_images, FLAGS.epochs)
-        result["fraction_of_peak"] = result["flops_per_image"] * result["fast_images_per_second"] / peak
-        results.append(result)
-        print(json.dumps(result))
-    iwae = []
-    for name in FLAGS.configs if FLAGS.iwae_samples else ():
-        result = benchmark_iwae(name, FLAGS.iwae_samples, FLAGS.iwae_images)
-        result["fraction_of_peak"] = result["flops_per_image"] * result["images_per_second"] / peak
-        iwae.append(result)
-        print(json.dumps(result))
     report = {"backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind),
               "devices": jax.device_count(), "machine": platform.machine(),
               "date": time.strftime("%Y-%m-%d"), "jax": jax.__version__,
-              "matmul_peak_gflops": peak / 1e9, "results": results, "iwae": iwae}
+              "matmul_size": FLAGS.matmul_size, "matmul_peak_gflops": peak / 1e9, "results": [], "iwae": []}
     out = Path(FLAGS.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "benchmark.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "benchmark.md").write_text(markdown(report))
-    print(markdown(report))
+
+    def record(table: str, result: dict) -> None:
+        """Adds one result and rewrites both reports, so a run cut short keeps what it measured."""
+        report[table].append(result)
+        print(json.dumps(result))
+        (out / "benchmark.json").write_text(json.dumps(report, indent=2) + "\n")
+        (out / "benchmark.md").write_text(benchmark_markdown(report))
+
+    for name in FLAGS.configs:
+        result = benchmark_config(name, FLAGS.train_images, FLAGS.epochs)
+        result["fraction_of_peak"] = result["flops_per_image"] * result["fast_images_per_second"] / peak
+        record("results", result)
+    for name in FLAGS.configs if FLAGS.iwae_samples else ():
+        result = benchmark_iwae(name, FLAGS.iwae_samples, FLAGS.iwae_images)
+        result["fraction_of_peak"] = result["flops_per_image"] * result["images_per_second"] / peak
+        record("iwae", result)
+    print(benchmark_markdown(report))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Writes docs/results.md, and the results table between the markers in README.md, from the
-files in results/ (results/index.json says where each came from): every number in them is
-read from a file, never typed.
+files in results/ (results/index.json says where each came from), and every benchmark table
+in docs/ from the benchmark report its marker names: every number in them is read from a
+file, never typed.
 
     python -m experiments.results_doc            # rewrite both
     python -m experiments.results_doc --check    # exit 1 if either differs from what it would write
@@ -9,6 +10,7 @@ read from a file, never typed.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -16,6 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "results.md"
 README = REPO / "README.md"
 BEGIN, END = "<!-- results table: written by experiments/results_doc.py -->", "<!-- end of results table -->"
+BENCH_BEGIN = re.compile(r"<!-- benchmark table: written by experiments/results_doc.py from (\S+) -->")
+BENCH_END = "<!-- end of benchmark table -->"
 
 
 def _read(path: str):
@@ -144,6 +148,49 @@ def results_doc(index: dict) -> str:
     return "\n".join(parts)
 
 
+def _percent(gflops: float | None, peak: float) -> str:
+    return "n/a" if gflops is None else f"{100 * gflops / peak:.0f}%"
+
+
+def benchmark_markdown(report: dict) -> str:
+    """The tables of one `experiments.benchmark` report (benchmark.json)."""
+    peak = report["matmul_peak_gflops"]
+    lines = [
+        f"Backend {report['backend']} ({report['device']}), {report['date']}, jax {report['jax']}, "
+        f"matmul peak {peak:.0f} GFLOP/s ({report.get('matmul_size', 2048)}^3 float32).",
+        "",
+        "| config | batch | compile s | MFLOP/img | fast img/s | fast s/epoch | % of peak | "
+        "matmuls at model shapes, % of peak | per-step img/s | per-step s/epoch | eval img/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in report["results"]:
+        lines.append(
+            f"| {r['config']} | {r['batch_size']} | {r['compile_seconds']:.2f} | {r['flops_per_image'] / 1e6:.2f} "
+            f"| {r['fast_images_per_second']:,.0f} | {r['fast_seconds_per_epoch']:.2f} | "
+            f"{100 * r['fraction_of_peak']:.0f}% | {_percent(r['model_shape_matmul_gflops'], peak)} | "
+            f"{r['step_images_per_second']:,.0f} | {r['step_seconds_per_epoch']:.2f} | "
+            f"{r['eval_images_per_second']:,.0f} |")
+    if report.get("iwae"):
+        lines += ["", "IWAE evaluation (as experiments.evaluate runs it):", "",
+                  "| config | K | images timed | img/s | seconds per 1,000 images | GFLOP/img | % of peak |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in report["iwae"]:
+            lines.append(f"| {r['config']} | {r['iwae_samples']} | {r['images']:,} | {r['images_per_second']:,.1f} | "
+                         f"{1000 / r['images_per_second']:.2f} | {r['flops_per_image'] / 1e9:.2f} | "
+                         f"{100 * r['fraction_of_peak']:.0f}% |")
+    return "\n".join(lines) + "\n"
+
+
+def with_benchmark_tables(doc: str) -> str:
+    """`doc` with each marked benchmark block replaced by the tables of the report it names."""
+    out, rest = [], doc
+    while (match := BENCH_BEGIN.search(rest)):
+        end = rest.index(BENCH_END, match.end())
+        out += [rest[:match.end()], "\n" + benchmark_markdown(_read(match.group(1))) + "\n"]
+        rest = rest[end:]
+    return "".join(out) + rest
+
+
 def readme_with_table(readme: str, index: dict) -> str:
     """README.md with the headline table (and its source line) between the markers replaced."""
     start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
@@ -156,6 +203,9 @@ def readme_with_table(readme: str, index: dict) -> str:
 def main(argv: list[str]) -> int:
     index = _read("results/index.json")
     wanted = {DOC: results_doc(index), README: readme_with_table(README.read_text(), index)}
+    for path in sorted((REPO / "docs").glob("*.md")):
+        if path != DOC and BENCH_BEGIN.search(text := path.read_text()):
+            wanted[path] = with_benchmark_tables(text)
     if "--check" in argv:
         stale = [p.name for p, text in wanted.items() if not p.is_file() or p.read_text() != text]
         if stale:

@@ -4,6 +4,7 @@ exists, and the results docs say what results/ holds."""
 import ast
 import importlib
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -62,6 +63,24 @@ def test_results_check_fails_when_a_number_changes(tmp_path, monkeypatch):
     monkeypatch.setattr(results_doc, "README", readme)
     monkeypatch.setattr(results_doc, "DOC", REPO / "docs" / "results.md")
     assert results_doc.main(["--check"]) == 1
+
+
+def test_benchmark_tables_in_the_docs_are_read_from_their_reports():
+    """A marked block gets the report's own numbers, whatever stood there; the text around it stays."""
+    from experiments import results_doc
+
+    path = "benchmarks/gpu_h200/benchmark.json"
+    report = json.loads((REPO / path).read_text())
+    doc = (f"before\n<!-- benchmark table: written by experiments/results_doc.py from {path} -->\n"
+           f"| stale | 1 |\n{results_doc.BENCH_END}\nafter\n")
+    written = results_doc.with_benchmark_tables(doc)
+    assert written.startswith("before\n") and written.endswith(f"{results_doc.BENCH_END}\nafter\n")
+    assert "| stale | 1 |" not in written
+    first, iwae = report["results"][0], report["iwae"][0]
+    assert f"| {first['config']} | {first['batch_size']} |" in written
+    assert f"{first['fast_images_per_second']:,.0f}" in written
+    assert f"| {1000 / iwae['images_per_second']:.2f} |" in written
+    assert results_doc.with_benchmark_tables(written) == written
 
 
 def test_the_readme_is_short():
