@@ -36,13 +36,14 @@ cli.define_config("default", "Only its --config.KEY=VALUE overrides are read her
                   "config of --configs.")
 flags.DEFINE_list("configs", ["mlp500", "default"], "Configs: names in experiments/configs or paths.")
 flags.DEFINE_string("out", "benchmarks", "Folder for benchmark.json and benchmark.md.")
-flags.DEFINE_integer("train_images", 55_000, "Training images per epoch (synthetic).")
-flags.DEFINE_integer("epochs", 3, "Timed epochs per path (after one warm-up epoch).")
-flags.DEFINE_integer("batch_size", 0, "Override every config's batch size (0: keep the config's).")
-flags.DEFINE_integer("matmul_size", 2048, "Side of the square float32 matmul for the peak.")
+flags.DEFINE_integer("train_images", 55_000, "Training images per epoch (synthetic).", lower_bound=1)
+flags.DEFINE_integer("epochs", 3, "Timed epochs per path (after one warm-up epoch).", lower_bound=1)
+flags.DEFINE_integer("batch_size", 0, "Override every config's batch size (0: keep the config's).",
+                     lower_bound=0)
+flags.DEFINE_integer("matmul_size", 2048, "Side of the square float32 matmul for the peak.", lower_bound=1)
 flags.DEFINE_integer("iwae_samples", 0, "> 0: also time IWAE evaluation with this many samples per image "
-                     "(as experiments.evaluate computes it), e.g. 5000.")
-flags.DEFINE_integer("iwae_images", 500, "Binary test images (synthetic) for the IWAE timing.")
+                     "(as experiments.evaluate computes it), e.g. 5000.", lower_bound=0)
+flags.DEFINE_integer("iwae_images", 500, "Binary test images (synthetic) for the IWAE timing.", lower_bound=1)
 FLAGS = flags.FLAGS
 
 
@@ -181,13 +182,13 @@ def benchmark_iwae(name: str, num_samples: int, num_images: int) -> dict:
 
 def main(argv):
     del argv
+    out = Path(FLAGS.out)
+    out.mkdir(parents=True, exist_ok=True)  # Before any work: --out naming a file fails at once.
     peak = matmul_peak(FLAGS.matmul_size)
     report = {"backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind),
               "devices": jax.device_count(), "machine": platform.machine(),
               "date": time.strftime("%Y-%m-%d"), "jax": jax.__version__,
               "matmul_size": FLAGS.matmul_size, "matmul_peak_gflops": peak / 1e9, "results": [], "iwae": []}
-    out = Path(FLAGS.out)
-    out.mkdir(parents=True, exist_ok=True)
 
     def record(table: str, result: dict) -> None:
         """Adds one result and rewrites both reports, so a run cut short keeps what it measured."""

@@ -21,24 +21,27 @@ from absl import flags  # noqa: E402
 from experiments import cli  # First: sets the TensorFlow log level.
 from fvae import compute  # noqa: E402
 from fvae.run.assemble import initial_state  # noqa: E402
-from fvae.run.rundir import cpu_model  # noqa: E402
+from fvae.run.versions import cpu_model  # noqa: E402
 
 cli.define_config("mlp500")
 flags.DEFINE_list("steps_per_call", ["8", "0"], "Block sizes to compare (0: the whole epoch in one call).")
-flags.DEFINE_integer("train_images", 55_000, "Synthetic training images per epoch.")
-flags.DEFINE_integer("epochs", 5, "Timed epochs per setting (after one warm-up epoch).")
+flags.DEFINE_integer("train_images", 55_000, "Synthetic training images per epoch.", lower_bound=1)
+flags.DEFINE_integer("epochs", 5, "Timed epochs per setting (after one warm-up epoch).", lower_bound=1)
 flags.DEFINE_string("out", "benchmarks", "Folder for nonfinite.md and nonfinite.json.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
+    blocks = cli.whole_numbers(FLAGS.steps_per_call, "--steps_per_call", "8,0", distinct=True, minimum=0)
+    out = Path(FLAGS.out)
+    out.mkdir(parents=True, exist_ok=True)  # Before any work: --out naming a file fails at once.
     config = FLAGS.config
     batch = config.train.batch_size
     images = jax.device_put(np.random.default_rng(0).integers(0, 256, (FLAGS.train_images, 784), dtype=np.uint8))
     key, shuffle_key = jax.random.key(1), jax.random.key(2)
     rows = []
-    for block in (int(b) for b in FLAGS.steps_per_call):
+    for block in blocks:
         for wait in (False, True):
             state, times = initial_state(config), []
             for epoch in range(FLAGS.epochs + 1):
@@ -51,8 +54,6 @@ def main(argv):
             rows.append({"config": cli.config_name(), "steps_per_call": block, "stop_on_nonfinite": wait,
                          "seconds_per_epoch": best, "images_per_second": FLAGS.train_images // batch * batch / best})
             print(json.dumps(rows[-1]))
-    out = Path(FLAGS.out)
-    out.mkdir(parents=True, exist_ok=True)
     meta = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_model(), "jax": jax.__version__,
             "backend": jax.default_backend(), "rows": rows}
     (out / "nonfinite.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -1,7 +1,10 @@
 """What every command-line script shares: absl's start-up, quiet library logs, one way to name
-a config and override its values, and one way of reporting what the user can fix
-(fvae.errors.UserError: "error: <message>", exit status 1; a clean stop by SIGTERM/SIGINT: its
-message, exit status 130). Other exceptions are bugs and keep their tracebacks.
+a config and override its values, and one way of reporting what the user can fix: a bad flag
+or config value, a fvae.errors.UserError (a damaged run file, a misused run directory, missing
+data...) and an OSError (a missing or unreadable path, a full disk) are each one line
+"error: <what> ... <what to do>" and exit status 1; a clean stop by SIGTERM/SIGINT prints its
+message and exits 130. `--debug` (or FVAE_DEBUG=1 in the environment) shows the traceback
+instead. Other exceptions are bugs and keep their tracebacks.
 
 A config is named by `--config NAME_OR_PATH` (a file in experiments/configs, or any path) and
 its values overridden by `--config.KEY=VALUE`, in every script that takes one.
@@ -21,10 +24,12 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from experiments import configs  # noqa: E402
-from fvae.errors import ConfigError, Interrupted, UserError  # noqa: E402
+from fvae.errors import ConfigError, Interrupted, UserError, is_disk_full  # noqa: E402
 from fvae.run.config import check_key  # noqa: E402
 
 FLAGS = flags.FLAGS
+DEBUG_ENV = "FVAE_DEBUG"
+flags.DEFINE_bool("debug", False, f"Show the traceback of an error instead of one line (or set {DEBUG_ENV}=1).")
 
 
 def define_config(default: str, help_text: str = "Config: a name in experiments/configs or a .py path.") -> None:
@@ -69,12 +74,37 @@ def _config_args(argv: list[str]) -> list[str]:
 
 
 def parse_flags(argv: list[str]) -> list[str]:
-    """absl's flag parsing after _config_args: a bad config name or key is one error line."""
+    """absl's flag parsing after _config_args: a bad config name or key, and a flag or config
+    value of the wrong type or out of its range, is one error line."""
     try:
-        argv = _config_args(argv)
+        return FLAGS(_config_args(argv))
     except ConfigError as err:
         sys.exit(f"error: {err}")
-    return app.parse_flags_with_usage(argv)
+    except flags.Error as err:
+        sys.exit(f"error: {err} ... see --help for what each flag takes")
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line for a failed file operation: what failed on which path, and what to do."""
+    path = f" {err.filename}" if err.filename else ""
+    if is_disk_full(err):
+        return (f"no space left on the disk while writing{path}: what was written before is intact; free some "
+                "space, then run the same command again (train: with --resume)")
+    what = err.strerror or str(err)
+    return f"{what}:{path} ... check that the path is right and can be read and written, then run again"
+
+
+def check_output_file(path: str, flag: str) -> None:
+    """Before any work: `path` (a file the script writes at the end) can be written, so hours of
+    results are never lost to a wrong --out. Creates its folder."""
+    if path and Path(path).is_dir():
+        raise ConfigError(f"{flag}={path} is a directory; name a file in it, e.g. {flag}={Path(path) / 'out.json'}")
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _debugging() -> bool:
+    return FLAGS.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def run(main: Callable[[list[str]], None]) -> None:
@@ -88,20 +118,23 @@ def run(main: Callable[[list[str]], None]) -> None:
         except Interrupted as err:
             print(err, file=sys.stderr)
             sys.exit(130)
-        except UserError as err:
-            sys.exit(f"error: {err}")
+        except (UserError, OSError) as err:
+            if _debugging():
+                raise
+            sys.exit(f"error: {err if isinstance(err, UserError) else describe_os_error(err)}")
 
     app.run(guarded, flags_parser=parse_flags)
 
 
-def whole_numbers(values: list[str], flag: str, example: str, distinct: bool = False) -> list[int]:
-    """A list flag's values as whole numbers >= 1 (each once if `distinct`), or a ConfigError
-    naming the flag, what it takes (e.g. `example`) and what it got."""
+def whole_numbers(values: list[str], flag: str, example: str, distinct: bool = False, minimum: int = 1) -> list[int]:
+    """A list flag's values as whole numbers >= `minimum` (each once if `distinct`), or a
+    ConfigError naming the flag, what it takes (e.g. `example`) and what it got."""
     given = ",".join(values)
     try:
         numbers = [int(v) for v in values]
     except ValueError:
         raise ConfigError(f"{flag} takes whole numbers, e.g. {example}; got {given}") from None
-    if not numbers or min(numbers) < 1 or (distinct and len(set(numbers)) != len(numbers)):
-        raise ConfigError(f"{flag} needs {'distinct ' if distinct else ''}values >= 1, e.g. {example}; got {given}")
+    if not numbers or min(numbers) < minimum or (distinct and len(set(numbers)) != len(numbers)):
+        raise ConfigError(f"{flag} needs {'distinct ' if distinct else ''}values >= {minimum}, e.g. {example}; "
+                          f"got {given}")
     return numbers

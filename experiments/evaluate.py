@@ -16,7 +16,7 @@ from fvae.run.report import evaluate_run  # noqa: E402
 flags.DEFINE_string("workdir", None, "Run directory to evaluate.", required=True)
 flags.DEFINE_list("iwae_samples", ["1000"], "Importance samples K for the IWAE bound (one estimate per K).")
 flags.DEFINE_enum("split", "test", ["test", "val", "train"], "Split for the likelihood metrics.")
-flags.DEFINE_integer("limit", 0, "Evaluate only the first N images of the split (0: all).")
+flags.DEFINE_integer("limit", 0, "Evaluate only the first N images of the split (0: all).", lower_bound=0)
 flags.DEFINE_bool("overwrite", False, "Replace an existing RUN/eval folder.")
 FLAGS = flags.FLAGS
 

@@ -26,7 +26,7 @@ from fvae.run.report import iwae_metrics  # noqa: E402
 flags.DEFINE_string("workdir", None, "A trained run directory.", required=True)
 flags.DEFINE_list("iwae_samples", ["1", "10", "100", "1000", "5000"], "The K to compare.")
 flags.DEFINE_enum("split", "test", ["test", "val", "train"], "Split to evaluate.")
-flags.DEFINE_integer("limit", 1000, "Evaluate the first N images of the split (0: all).")
+flags.DEFINE_integer("limit", 1000, "Evaluate the first N images of the split (0: all).", lower_bound=0)
 flags.DEFINE_string("out", "", "JSON file for the metrics (none if empty).")
 FLAGS = flags.FLAGS
 
@@ -46,6 +46,7 @@ def markdown_rows(metrics: dict, ks: list[int]) -> list[str]:
 
 def main(argv):
     del argv
+    cli.check_output_file(FLAGS.out, "--out")
     ks = cli.whole_numbers(FLAGS.iwae_samples, "--iwae_samples", "1,10,100,1000", distinct=True)
     if FLAGS.limit < 0 or FLAGS.limit == 1:
         raise ConfigError(f"--limit must be 0 (all images) or >= 2 (a standard error needs two), got {FLAGS.limit}")

@@ -14,6 +14,9 @@ import re
 import sys
 from pathlib import Path
 
+from fvae.errors import UserError
+from fvae.files import read_json
+
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "results.md"
 README = REPO / "README.md"
@@ -23,7 +26,7 @@ BENCH_END = "<!-- end of benchmark table -->"
 
 
 def _read(path: str):
-    return json.loads((REPO / path).read_text())
+    return read_json(REPO / path)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -201,12 +204,23 @@ def readme_with_table(readme: str, index: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if unknown := [a for a in argv if a != "--check"]:
+        print(f"error: unexpected arguments {unknown}: the only flag is --check", file=sys.stderr)
+        return 2
+    try:
+        return _write_or_check("--check" in argv)
+    except (UserError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+def _write_or_check(check: bool) -> int:
     index = _read("results/index.json")
     wanted = {DOC: results_doc(index), README: readme_with_table(README.read_text(), index)}
     for path in sorted((REPO / "docs").glob("*.md")):
         if path != DOC and BENCH_BEGIN.search(text := path.read_text()):
             wanted[path] = with_benchmark_tables(text)
-    if "--check" in argv:
+    if check:
         stale = [p.name for p, text in wanted.items() if not p.is_file() or p.read_text() != text]
         if stale:
             print(f"error: {', '.join(stale)} differ from results/: run python -m experiments.results_doc",

@@ -17,8 +17,8 @@ from fvae.run.report import sample_run  # noqa: E402
 
 flags.DEFINE_string("workdir", None, "Run directory of a trained model.", required=True)
 flags.DEFINE_string("label", None, "Class name or index (conditional runs only).")
-flags.DEFINE_integer("n", 64, "Number of images.")
-flags.DEFINE_integer("seed", 0, "Seed of the prior samples.")
+flags.DEFINE_integer("n", 64, "Number of images.", lower_bound=1)
+flags.DEFINE_integer("seed", 0, "Seed of the prior samples.", lower_bound=0, upper_bound=2**63 - 1)
 FLAGS = flags.FLAGS
 
 

@@ -27,7 +27,7 @@ from fvae.run.report import sample_quality_metrics  # noqa: E402
 
 flags.DEFINE_list("runs", [], "Evaluated run directories to list beside the references.")
 flags.DEFINE_string("data_dir", "", "tfds data dir (default: $FVAE_DATA_DIR or ~/tensorflow_datasets).")
-flags.DEFINE_integer("images", 10_000, "Images per reference set.")
+flags.DEFINE_integer("images", 10_000, "Images per reference set.", lower_bound=2)
 flags.DEFINE_string("out", "", "JSON file for the rows (none if empty).")
 FLAGS = flags.FLAGS
 
@@ -55,9 +55,10 @@ def reference_rows(data_dir: str, num: int) -> list[dict]:
 
 def main(argv):
     del argv
+    cli.check_output_file(FLAGS.out, "--out")
+    loaded = {run: load_run_state(run) for run in FLAGS.runs}  # A wrong run fails before the long work.
     rows = reference_rows(FLAGS.data_dir, FLAGS.images)
-    for run in FLAGS.runs:
-        config, state = load_run_state(run)
+    for run, (config, state) in loaded.items():
         rows.append({"images": f"samples of {Path(run).name}",
                      **sample_quality_metrics(state, config, run_keys(config.seed)["sample"], FLAGS.images)})
     print("| images (against the grey test images) | Frechet distance |\n| --- | --- |")

@@ -32,8 +32,8 @@ cli.define_config("default", "Only its --config.KEY=VALUE overrides are read her
 flags.DEFINE_list("configs", [], "Configs to run: names in experiments/configs or paths, e.g. default,iwae.")
 flags.DEFINE_string("label", None, "With one config: the name of its run and table row (default: the config's).")
 flags.DEFINE_string("workdir", "runs/sweep", "Folder for the runs and the results table.")
-flags.DEFINE_integer("iwae_samples", 1000, "Importance samples K for the test -log p(x).")
-flags.DEFINE_integer("eval_images", 0, "Evaluate on the first N test images (0: all 10,000).")
+flags.DEFINE_integer("iwae_samples", 1000, "Importance samples K for the test -log p(x).", lower_bound=1)
+flags.DEFINE_integer("eval_images", 0, "Evaluate on the first N test images (0: all 10,000).", lower_bound=0)
 FLAGS = flags.FLAGS
 
 

@@ -6,6 +6,8 @@ library from code) stay ordinary exceptions with tracebacks.
 
 from __future__ import annotations
 
+import errno
+
 
 class UserError(Exception):
     """Bad input, a misused run directory, missing data, a damaged checkpoint, a NaN loss..."""
@@ -70,3 +72,15 @@ class DamagedCheckpointError(CheckpointError):
 
 class NonFiniteError(UserError, FloatingPointError):
     """A loss became NaN or Inf; the last good checkpoint stays the latest."""
+
+
+def is_disk_full(err: BaseException | None) -> bool:
+    """Whether `err`, or an error behind it, is a full disk (ENOSPC), however it was wrapped
+    (Orbax and TensorStore raise their own types)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if (isinstance(err, OSError) and err.errno == errno.ENOSPC) or "No space left on device" in str(err):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False

@@ -1,7 +1,9 @@
-"""The one way fvae writes a file: atomically, so a crash leaves the old file or the new one."""
+"""The one way fvae writes a file (atomically, so a crash leaves the old file or the new one) and
+reads back a JSON file or a folder recorded with its SHA-256 digests."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -44,3 +46,33 @@ def read_json(path: str | Path) -> Any:
         raise DamagedFileError(f"{path} is not a text file fvae wrote; restore it from a copy.") from None
     except OSError as err:
         raise DamagedFileError(f"{path} cannot be read ({err.strerror}): check its permissions and the disk.") from None
+
+
+DIGEST_FILE = "fvae_sha256.json"
+
+
+def _file_digests(directory: Path) -> dict[str, str]:
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.rglob("*")) if p.is_file() and p.name != DIGEST_FILE}
+
+
+def write_digest(directory: Path) -> None:
+    """Records the SHA-256 of every file in `directory` (atomically, in DIGEST_FILE inside it)."""
+    write_text(directory / DIGEST_FILE, json.dumps(_file_digests(directory), indent=0, sort_keys=True))
+
+
+def verify_digest(directory: Path, error: type[Exception] = DamagedFileError) -> None:
+    """Raises `error` naming the files that differ from the recorded digest. A folder without
+    one (e.g. a checkpoint killed between its commit and its digest) is left to its reader."""
+    path = directory / DIGEST_FILE
+    if not path.is_file():
+        return
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise error(f"{directory} is damaged: its {DIGEST_FILE} cannot be read ({err}).") from err
+    current = _file_digests(directory)
+    bad = sorted(name for name, digest in recorded.items() if current.get(name) != digest)
+    if bad:
+        raise error(f"{directory} is damaged: {len(bad)} of its {len(recorded)} files differ from their recorded "
+                    f"SHA-256 ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}).")

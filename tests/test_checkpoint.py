@@ -1,3 +1,5 @@
+import errno
+
 import jax
 import pytest
 
@@ -64,7 +66,7 @@ def two_epochs(tmp_path, best: int):
 
 @pytest.mark.parametrize("digest", ["recorded", "missing"])
 def test_a_damaged_latest_checkpoint_is_set_aside_and_the_previous_one_restored(tmp_path, digest):
-    from fvae.run.checkpoints import DIGEST_FILE
+    from fvae.files import DIGEST_FILE
     from tests.test_runner import damage
 
     checkpoints, first, _ = two_epochs(tmp_path, best=1)
@@ -95,10 +97,13 @@ def test_no_readable_latest_checkpoint_is_a_clear_error(tmp_path):
     assert (tmp_path / "checkpoints" / "damaged").is_dir()
 
 
-def test_a_damaged_best_checkpoint_is_set_aside_and_rebuilt_from_latest_or_named_lost(tmp_path):
-    from fvae.run.checkpoints import _verify_digest
+def test_a_damaged_best_checkpoint_is_set_aside_and_rebuilt_from_latest_or_named_lost(tmp_path, monkeypatch):
+    import time
+
+    from fvae.files import verify_digest
     from tests.test_runner import damage
 
+    monkeypatch.setattr(time, "strftime", lambda *_: "20261130-220000")  # Both set-asides in one second.
     checkpoints, _, second = two_epochs(tmp_path, best=2)
     best = tmp_path / "checkpoints" / "best" / "2"
     damage(best)
@@ -107,7 +112,7 @@ def test_a_damaged_best_checkpoint_is_set_aside_and_rebuilt_from_latest_or_named
         restored, meta = checkpoints.restore_best(new_state(seed=9), messages.append)
         assert meta == {"epoch": 2} and params_equal(restored.params, second.params)
     assert len(messages) == 1 and f"{best} is damaged" in messages[0] and "again from latest/2" in messages[0]
-    _verify_digest(best)  # Written again, digest and all.
+    verify_digest(best)  # Written again, digest and all.
     (aside,) = (tmp_path / "checkpoints" / "damaged").iterdir()
     assert aside.name.startswith("best-2-")
 
@@ -118,4 +123,34 @@ def test_a_damaged_best_checkpoint_is_set_aside_and_rebuilt_from_latest_or_named
     with pytest.raises(CheckpointError, match="latest/ no longer holds epoch 2: the best weights are lost"):
         checkpoints.restore_best(new_state(seed=9), messages.append)
     checkpoints.close()
-    assert len(list((tmp_path / "checkpoints" / "damaged").iterdir())) == 2
+    assert sorted(p.name for p in (tmp_path / "checkpoints" / "damaged").iterdir()) == [
+        "best-2-20261130-220000", "best-2-20261130-220000-2"]
+
+
+def test_a_full_disk_during_a_checkpoint_write_says_what_to_do_and_keeps_the_earlier_one(tmp_path, monkeypatch):
+    """A full disk surfaces through Orbax wrapped in another type: it is still named as a full disk,
+    with what to do, and the earlier checkpoint stays the latest. Other failures keep their type."""
+    import orbax.checkpoint as ocp
+
+    state = trained_state()
+    checkpoints = Checkpoints(tmp_path, keep=2)
+    checkpoints.save(1, state, {"epoch": 1}, is_best=False)
+
+    def failing_save(error: OSError):
+        def save(self, *args, **kwargs):
+            try:
+                raise error
+            except OSError as err:
+                raise ValueError("writing the array failed") from err  # As TensorStore wraps it.
+        return save
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", failing_save(OSError(errno.ENOSPC, "No space left", "x")))
+    with pytest.raises(CheckpointError, match=r"no space left on the disk .* epoch 2 .* intact.*--resume"):
+        checkpoints.save(2, state, {"epoch": 2}, is_best=False)
+    monkeypatch.setattr(ocp.CheckpointManager, "save", failing_save(OSError(errno.EIO, "I/O error", "x")))
+    with pytest.raises(ValueError, match="writing the array failed"):
+        checkpoints.save(2, state, {"epoch": 2}, is_best=False)
+    monkeypatch.undo()
+    _, meta = checkpoints.restore_latest(new_state(seed=9))
+    checkpoints.close()
+    assert meta == {"epoch": 1}

@@ -222,3 +222,54 @@ def test_every_script_names_configs_the_same_way_and_checks_keys_first():
         cli._config_args(["prog", "--config.train.batchsize=3"])
     with pytest.raises(ValueError, match="no config 'nope'"):
         cli._config_args(["prog", "--config=nope"])
+
+
+# Numbers where a negative value means something: -1 asks jax to detect the process id, and the
+# process count is read only with a coordinator address (checked together there).
+MEANINGFUL_NEGATIVES = {"parallel.process_id", "parallel.num_processes"}
+
+
+def test_every_number_in_the_schema_is_range_checked_where_it_is_read():
+    """Contract over the whole schema, registry entries included (a new key is covered without new
+    test code): -1, and for floats nan and inf, is rejected and named by validate(), in the
+    defaults or with the registry entry that reads the key chosen. validate() runs before the
+    run directory exists (tests/test_reliability.py's BAD_CONFIGS show it from the CLI)."""
+    import math
+
+    from fvae.run.config import COMPONENTS, flatten
+
+    def configs_reading(key: str):
+        yield defaults()
+        section = key.split(".")[0]
+        if section in COMPONENTS:
+            table, name_key = COMPONENTS[section]
+            for name in table:
+                config = defaults()
+                config[section][name_key] = name
+                try:
+                    validate(config)
+                except ValueError:
+                    continue  # This entry needs other settings as well; another entry reads the key.
+                yield config
+
+    def rejected(key: str, bad) -> bool:
+        for config in configs_reading(key):
+            *path, last = key.split(".")
+            section = config
+            for part in path:
+                section = section[part]
+            section[last] = bad
+            try:
+                validate(config)
+            except ValueError as err:
+                if key in str(err) or last in str(err):
+                    return True
+        return False
+
+    numbers = {k: v for k, v in flatten(defaults().to_dict()).items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert len(numbers) > 20  # The schema was read.
+    unchecked = [(key, bad) for key, value in sorted(numbers.items()) if key not in MEANINGFUL_NEGATIVES
+                 for bad in ([-1.0, math.nan, math.inf] if isinstance(value, float) else [-1])
+                 if not rejected(key, bad)]
+    assert unchecked == []

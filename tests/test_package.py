@@ -83,5 +83,18 @@ def test_benchmark_tables_in_the_docs_are_read_from_their_reports():
     assert results_doc.with_benchmark_tables(written) == written
 
 
+def test_every_reliability_promise_names_tests_that_exist():
+    """docs/reliability.md ends each promise with the tests that show it: each named test exists,
+    every promise names one, and every test of tests/test_reliability.py is named somewhere."""
+    doc = (REPO / "docs" / "reliability.md").read_text()
+    promises = [p for p in re.split(r"\n- ", doc.split("## One error line")[0])[1:]]
+    assert len(promises) >= 10 and all("*Tested by*" in p for p in promises)
+    named = re.findall(r"`(test_\w+)::(test_\w+)`", doc)
+    for module, test in named:
+        assert re.search(rf"^def {test}\(", (REPO / "tests" / f"{module}.py").read_text(), re.M), (module, test)
+    reliability = re.findall(r"^def (test_\w+)\(", (REPO / "tests" / "test_reliability.py").read_text(), re.M)
+    assert [t for t in reliability if t not in doc] == []
+
+
 def test_the_readme_is_short():
     assert len((REPO / "README.md").read_text().splitlines()) <= 250

@@ -7,6 +7,7 @@ printed in the pytest summary by conftest.py, counted from the test outcomes.
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,9 +21,11 @@ from experiments.configs import mlp500
 from fvae import errors
 from fvae.data import sources
 from fvae.errors import DataError
+from fvae.files import write_digest
 from fvae.run import assemble, rundir, trainer
-from fvae.run.checkpoints import FORMAT_VERSION, CheckpointError, Checkpoints, _write_digest
-from tests.conftest import REPO
+from fvae.run.checkpoints import FORMAT_VERSION, CheckpointError, Checkpoints
+from fvae.run.versions import cpu_model, version_changes
+from tests.conftest import REPO, SHARED_DATA, require
 from tests.helpers import MOCK_DATA_DIR, debian_style_copy, mock_fashion_mnist, params_equal, rewrite_idx
 from tests.test_runner import damage, final_state, small_config, without_timing
 
@@ -223,7 +226,7 @@ def finished_run(tmp_path_factory):
 def test_run_directory_records_versions(finished_run):
     recorded = json.loads((finished_run / "versions.json").read_text())
     assert recorded["jax"] == jax.__version__ and "orbax-checkpoint" in recorded and "python" in recorded
-    assert recorded["cpu"] == rundir.cpu_model() and recorded["cpu"]
+    assert recorded["cpu"] == cpu_model() and recorded["cpu"]
 
 
 @BAD_INPUT
@@ -285,7 +288,7 @@ def test_a_cut_short_versions_file_is_named_with_what_to_do(finished_run, tmp_pa
     shutil.copytree(finished_run, copy)
     (copy / "versions.json").write_text((copy / "versions.json").read_text()[:20])
     with pytest.raises(errors.DamagedFileError, match="versions.json is not valid JSON .* delete it to resume"):
-        rundir.version_changes(copy)
+        version_changes(copy)
 
 
 @BAD_INPUT
@@ -328,7 +331,7 @@ def test_incompatible_checkpoints_fail_clearly(finished_run, tmp_path):
         content = json.loads(meta.read_text())
         content["format_version"] = FORMAT_VERSION + 1
         meta.write_text(json.dumps(content))
-        _write_digest(meta.parents[1])  # A consistent checkpoint of another format, not a damaged one.
+        write_digest(meta.parents[1])  # A consistent checkpoint of another format, not a damaged one.
     with pytest.raises(CheckpointError, match="format version"):
         assemble.load_run_state(old)
 
@@ -346,35 +349,189 @@ def test_resume_past_a_damaged_checkpoint_from_the_cli(finished_run, tmp_path):
                             timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
-    assert f"The checkpoint {workdir / 'checkpoints' / 'latest' / '2'} is damaged" in output
+    assert f"{workdir / 'checkpoints' / 'latest' / '2'} is damaged" in output
     assert "resuming from the previous checkpoint (epoch 1)" in output and "Traceback" not in output
     assert [r["epoch"] for r in rundir.load_history(workdir)] == [1, 2]
     assert without_timing(rundir.load_history(workdir)) == without_timing(rundir.load_history(finished_run))
 
 
-@BAD_INPUT
-@pytest.mark.parametrize("command, message", [
-    (["experiments.evaluate", "--workdir", "{tmp}/nothing"], "holds no run"),
-    (["experiments.sample", "--workdir", "{tmp}/nothing"], "holds no run"),
-    (["experiments.prepare_data", "--data_dir", "{tmp}/tfds", "--manual_dir", "{tmp}"], "Missing data file"),
-    (["experiments.train", "--workdir", "{tmp}/nothing", "--resume"], "holds no run"),
-    (["experiments.sweep", "--configs", "nope", "--workdir", "{tmp}/sweep"], "no config 'nope'"),
-    (["experiments.train", "--config", "{tmp}/nosuch.py", "--workdir", "{tmp}/run"], "no config"),
-    (["experiments.train", "--config", "mlp500", "--workdir", "{tmp}/afile"], "is a file, not a directory"),
-    (["experiments.evaluate", "--workdir", "{tmp}/cut"], "config.json is not valid JSON"),
-    (["experiments.train", "--workdir", "{tmp}/cut", "--resume"], "config.json is not valid JSON"),
-])
-@pytest.mark.slow
-def test_every_cli_reports_user_errors_the_same_way(tmp_path, command, message):
+# Every script in experiments/ with each kind of bad input: (kind, script, arguments, what the one
+# error line names). {tmp} holds: nothing/ (absent), afile (a file), cut/ (a run whose config.json
+# is cut short), unreadable/ (a run whose config.json is a folder), each run with one metrics line;
+# {data} is the folder of the original Fashion-MNIST files.
+BAD_INPUTS = [
+    ("missing", "train", ["--config", "{tmp}/nosuch.py", "--workdir", "{tmp}/run"], "no config"),
+    ("missing", "train", ["--workdir", "{tmp}/nothing", "--resume"], "holds no run"),
+    ("unreadable", "train", ["--workdir", "{tmp}/unreadable", "--resume"], "config.json cannot be read"),
+    ("truncated", "train", ["--workdir", "{tmp}/cut", "--resume"], "config.json is not valid JSON"),
+    ("wrong type", "train", ["--workdir", "{tmp}/run", "--config.train.batch_size=abc"], "invalid literal"),
+    ("out of range", "train", ["--workdir", "{tmp}/run", "--config.train.batch_size=0"], "must be >= 1"),
+    ("file for dir", "train", ["--config", "mlp500", "--workdir", "{tmp}/afile"], "is a file, not a directory"),
+    ("missing", "evaluate", ["--workdir", "{tmp}/nothing"], "holds no run"),
+    ("unreadable", "evaluate", ["--workdir", "{tmp}/unreadable"], "config.json cannot be read"),
+    ("truncated", "evaluate", ["--workdir", "{tmp}/cut"], "config.json is not valid JSON"),
+    ("wrong type", "evaluate", ["--workdir", "{tmp}/cut", "--limit=ten"], "flag --limit=ten"),
+    ("out of range", "evaluate", ["--workdir", "{tmp}/cut", "--limit=-1"], "flag --limit=-1"),
+    ("out of range", "evaluate", ["--workdir", "{tmp}/cut", "--iwae_samples=0"], "--iwae_samples needs"),
+    ("file for dir", "evaluate", ["--workdir", "{tmp}/afile"], "is a file, not a directory"),
+    ("missing", "sample", ["--workdir", "{tmp}/nothing"], "holds no run"),
+    ("truncated", "sample", ["--workdir", "{tmp}/cut"], "config.json is not valid JSON"),
+    ("wrong type", "sample", ["--workdir", "{tmp}/cut", "--n=many"], "flag --n=many"),
+    ("out of range", "sample", ["--workdir", "{tmp}/cut", "--seed=-1"], "flag --seed=-1"),
+    ("file for dir", "sample", ["--workdir", "{tmp}/afile"], "is a file, not a directory"),
+    ("missing", "iwae_k", ["--workdir", "{tmp}/nothing"], "holds no run"),
+    ("truncated", "iwae_k", ["--workdir", "{tmp}/cut"], "config.json is not valid JSON"),
+    ("out of range", "iwae_k", ["--workdir", "{tmp}/cut", "--iwae_samples=0,10"], "--iwae_samples needs"),
+    ("file for dir", "iwae_k", ["--workdir", "{tmp}/cut", "--out", "{tmp}/cut"], "is a directory"),
+    ("missing", "patience", ["--workdir", "{tmp}/nothing"], "no recorded epochs"),
+    ("unreadable", "patience", ["--workdir", "{tmp}/unreadable"], "config.json cannot be read"),
+    ("truncated", "patience", ["--workdir", "{tmp}/cut"], "config.json is not valid JSON"),
+    ("wrong type", "patience", ["--workdir", "{tmp}/cut", "--patience=ten"], "--patience takes whole numbers"),
+    ("missing", "prepare_data", ["--data_dir", "{tmp}/tfds", "--manual_dir", "{tmp}"], "Missing data file"),
+    ("file for dir", "prepare_data", ["--data_dir", "{tmp}/afile", "--manual_dir", "{data}"], "afile"),
+    ("missing", "sample_quality", ["--runs", "{tmp}/nothing"], "holds no run"),
+    ("out of range", "sample_quality", ["--images=1"], "flag --images=1"),
+    ("file for dir", "sample_quality", ["--runs", "{tmp}/cut", "--out", "{tmp}/cut"], "is a directory"),
+    ("missing", "sweep", ["--configs", "nope", "--workdir", "{tmp}/sweep"], "no config 'nope'"),
+    ("wrong type", "sweep", ["--configs", "mlp500", "--workdir", "{tmp}/sweep", "--config.train.patience=x"],
+     "invalid literal"),
+    ("out of range", "sweep", ["--configs", "mlp500", "--workdir", "{tmp}/sweep", "--iwae_samples=0"],
+     "flag --iwae_samples=0"),
+    ("file for dir", "sweep", ["--configs", "mlp500", "--workdir", "{tmp}/afile"], "afile"),
+    ("wrong type", "benchmark", ["--epochs=two"], "flag --epochs=two"),
+    ("out of range", "benchmark", ["--train_images=0"], "flag --train_images=0"),
+    ("file for dir", "benchmark", ["--out", "{tmp}/afile"], "afile"),
+    ("wrong type", "benchmark_nonfinite", ["--steps_per_call=8,all"], "--steps_per_call takes whole numbers"),
+    ("file for dir", "benchmark_nonfinite", ["--out", "{tmp}/afile"], "afile"),
+    ("wrong type", "results_doc", ["--chek"], "unexpected arguments"),
+]
+
+
+def _bad_input_folder(tmp_path: Path) -> dict[Path, tuple[bytes, int]]:
+    """The folder the bad-input rows point into; returns what it holds (bytes, mtime) per path."""
     (tmp_path / "afile").write_text("mine")
-    (tmp_path / "cut").mkdir()
+    for name in ("cut", "unreadable"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.jsonl").write_text('{"epoch": 1, "val_loss": 250.0, "seconds": 1.0}\n')
     (tmp_path / "cut" / "config.json").write_text('{"seed": 0, "train": {"batch')  # Cut short.
-    args = [part.replace("{tmp}", str(tmp_path)) for part in command]
-    result = subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=ENV, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    error = result.stderr[result.stderr.index("error: "):]  # The message may span lines.
-    assert message in error and not error.rstrip().endswith("Error")
-    assert not (tmp_path / "nothing").exists() and not (tmp_path / "run").exists()  # Nothing created.
-    assert (tmp_path / "afile").read_text() == "mine"
-    assert [p.name for p in (tmp_path / "cut").iterdir()] == ["config.json"]
+    (tmp_path / "unreadable" / "config.json").mkdir()
+    return _contents(tmp_path)
+
+
+def _contents(folder: Path) -> dict[Path, tuple[bytes, int]]:
+    return {p: (p.read_bytes() if p.is_file() else b"", p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.slow
+@BAD_INPUT
+@pytest.mark.parametrize("kind, script, arguments, message", BAD_INPUTS,
+                         ids=[f"{script}-{kind}-{i}" for i, (kind, script, _, _) in enumerate(BAD_INPUTS)])
+def test_every_script_turns_bad_input_into_one_error_line(tmp_path, kind, script, arguments, message):
+    """The rule of experiments/cli.py, held for every script: exit status 1 (2 for results_doc's
+    unknown flag), one line starting `error: ` that names the problem, no traceback, and
+    nothing created or changed where the arguments point."""
+    before = _bad_input_folder(tmp_path)
+    if "{data}" in arguments:
+        require((SHARED_DATA / "train-images-idx3-ubyte.gz").is_file(), f"no Fashion-MNIST files in {SHARED_DATA}")
+    args = [part.replace("{tmp}", str(tmp_path)).replace("{data}", str(SHARED_DATA)) for part in arguments]
+    result = subprocess.run([sys.executable, "-m", f"experiments.{script}", *args], cwd=REPO, env=ENV,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode in (1, 2) and "Traceback" not in result.stderr, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in result.stderr[result.stderr.index("error: "):], result.stderr[-2000:]
+    assert _contents(tmp_path) == before
+
+
+@pytest.mark.slow
+@BAD_INPUT
+def test_debug_shows_the_traceback_that_the_error_line_replaces(tmp_path):
+    """--debug (or FVAE_DEBUG=1) is the way to see where an error came from."""
+    _bad_input_folder(tmp_path)
+    command = [sys.executable, "-m", "experiments.evaluate", "--workdir", str(tmp_path / "cut")]
+    for extra, env in ((["--debug"], ENV), ([], dict(ENV, FVAE_DEBUG="1"))):
+        result = subprocess.run(command + extra, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 1 and "Traceback" in result.stderr
+        assert "DamagedFileError" in result.stderr and "config.json is not valid JSON" in result.stderr
+
+
+@pytest.mark.slow
+@BAD_INPUT
+def test_every_transition_of_the_run_directory_state_machine(mock_data_dir, tmp_path):
+    """docs/reliability.md's table, walked: in each state of a run directory, what train (new),
+    train --resume and evaluate do, and which state follows. A refusal changes nothing."""
+    from fvae.run.report import evaluate_run
+
+    config = small_config(mock_data_dir, 2)
+    longer = small_config(mock_data_dir, 3)
+
+    def train(workdir, resume=False, c=config):
+        return trainer.train_and_evaluate(c, workdir, resume=resume, log=lambda _: None, progress=False)
+
+    def evaluate(workdir):
+        return evaluate_run(workdir, iwae_samples=(2,), limit=50, overwrite=True, log=lambda _: None)
+
+    def refused(action, message):
+        before = _contents(tmp_path)
+        with pytest.raises(errors.UserError, match=message):
+            action()
+        assert _contents(tmp_path) == before
+
+    run, failed, damaged = tmp_path / "run", tmp_path / "failed", tmp_path / "damaged"
+    # Never started: evaluate and --resume refuse and create nothing; train starts it.
+    assert rundir.run_state(run) == "never started"
+    refused(lambda: evaluate(run), "holds no run")
+    refused(lambda: train(run, resume=True), "Cannot resume")
+    # Failed before any epoch (its start wrote config.json, then it died, e.g. loading data):
+    # evaluate has nothing to read; train and --resume both start it afresh.
+    for workdir in (run, failed):
+        rundir.start(workdir, config.to_dict(), resume=False)
+        assert rundir.run_state(workdir) == "failed before any epoch"
+    refused(lambda: evaluate(run), "No best checkpoint .* has not saved an epoch")
+    train(run)
+    train(failed, resume=True)
+    assert rundir.run_state(run) == rundir.run_state(failed) == "finished"
+    # Finished: train refuses; evaluate works (again only with --overwrite); --resume with a
+    # higher max_epochs trains on (a killed one is then "stopped").
+    refused(lambda: train(run), "already holds files")
+    assert evaluate(run)["images"] == 50
+    refused(lambda: evaluate_run(run, iwae_samples=(2,), limit=50, log=lambda _: None), "--overwrite")
+    report, history = (run / rundir.TEST_METRICS_FILE).read_text(), rundir.load_history(run)
+    train(run, resume=True)  # No limit raised: no epoch trained, the same report written again.
+    assert (run / rundir.TEST_METRICS_FILE).read_text() == report and rundir.load_history(run) == history
+    (run / rundir.TEST_METRICS_FILE).unlink()  # As a kill during training leaves it: checkpoints, no report.
+    # Stopped: train refuses; evaluate reads the best so far; --resume finishes it.
+    assert rundir.run_state(run) == "stopped"
+    refused(lambda: train(run), "already holds files")
+    assert evaluate(run)["images"] == 50
+    train(run, resume=True, c=longer)
+    assert rundir.run_state(run) == "finished" and len(rundir.load_history(run)) == 3
+    # Training (another process holds the lock): train and --resume refuse; evaluate reads the
+    # best checkpoint, which Orbax only ever commits whole.
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from fvae.run import rundir\n"
+                               "with rundir.exclusive(sys.argv[1]):\n print('held', flush=True); time.sleep(600)",
+                               str(run)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert rundir.run_state(run) == "training"
+        refused(lambda: train(run, resume=True, c=longer), "in use by another fvae process")
+        refused(lambda: train(run), "already holds files")
+        assert evaluate(run)["images"] == 50
+    finally:
+        holder.kill()
+        holder.wait()
+    assert rundir.run_state(run) == "finished"
+    # Damaged: a cut config.json is named by every command; no latest checkpoint left is refused
+    # by --resume however often it is repeated (the run has trained: never restarted).
+    shutil.copytree(run, damaged)
+    (damaged / rundir.CONFIG_FILE).write_text('{"seed": 0, "tr')
+    assert rundir.run_state(damaged) == "damaged"
+    for action in (lambda: evaluate(damaged), lambda: train(damaged, resume=True), lambda: train(damaged)):
+        refused(action, "config.json is not valid JSON|already holds files")
+    shutil.copy(run / rundir.CONFIG_FILE, damaged / rundir.CONFIG_FILE)
+    for checkpoint in (damaged / "checkpoints" / "latest").iterdir():
+        if checkpoint.name.isdigit():
+            shutil.move(checkpoint, damaged / "checkpoints" / "damaged" / checkpoint.name)
+    (damaged / rundir.TEST_METRICS_FILE).unlink()
+    assert rundir.run_state(damaged) == "damaged"
+    for _ in range(2):
+        refused(lambda: train(damaged, resume=True, c=longer), "holds no readable latest checkpoint")

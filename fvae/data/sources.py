@@ -217,6 +217,10 @@ def prepare(data_dir: str | os.PathLike | None = None,
     data_dir = resolve_data_dir(data_dir)
     if is_prepared(data_dir):
         return data_dir
+    # The source is checked before anything is created: a wrong folder leaves no trace.
+    folder = resolve_manual_dir(manual_dir)
+    tfds = import_tfds()
+    recompressed = folder is not None and verify_folder(folder) == "recompressed"
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -228,10 +232,6 @@ def prepare(data_dir: str | os.PathLike | None = None,
         fcntl.flock(lock, fcntl.LOCK_EX)
         if is_prepared(data_dir):
             return data_dir
-        folder = resolve_manual_dir(manual_dir)
-        tfds = import_tfds()
-
-        recompressed = folder is not None and verify_folder(folder) == "recompressed"
         try:
             if recompressed and folder is not None:
                 _prepare_from_idx(folder, data_dir)

@@ -22,7 +22,7 @@ from fvae.models.likelihoods import build_likelihood
 from fvae.models.losses import Objective
 from fvae.models.priors import build_prior
 from fvae.run import rundir
-from fvae.run.checkpoints import Checkpoints
+from fvae.run.checkpoints import CheckpointError, Checkpoints
 
 
 def steps_per_epoch(config: ml_collections.ConfigDict) -> int:
@@ -121,6 +121,10 @@ def samples_title(config: ml_collections.ConfigDict) -> str:
 def load_run_state(workdir: str | Path, which: str = "best") -> tuple[ml_collections.ConfigDict, TrainState]:
     """A finished or stopped run's config and its best (or latest) TrainState, for analysis."""
     config = rundir.load_config(workdir)
+    saved = Path(workdir) / "checkpoints" / which
+    if not (saved.is_dir() and any(p.name.isdigit() for p in saved.iterdir())):  # Checked before Orbax creates it.
+        raise CheckpointError(f"No {which} checkpoint in {saved}: the run has not saved an epoch yet; train it "
+                              "(--resume) first.")
     template = initial_state(config)
     checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep)
     try:

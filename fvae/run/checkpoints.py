@@ -13,8 +13,6 @@ to <workdir>/checkpoints/damaged/ (never deleted), and the next older one is rea
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import sys
 import tempfile
@@ -29,8 +27,8 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from fvae.compute.state import TrainState
-from fvae.errors import CheckpointError, DamagedCheckpointError
-from fvae.files import write_text
+from fvae.errors import CheckpointError, DamagedCheckpointError, is_disk_full
+from fvae.files import verify_digest, write_digest
 
 # Bumped whenever what a checkpoint holds changes incompatibly.
 FORMAT_VERSION = 1
@@ -110,7 +108,11 @@ class Checkpoints:
         """Moves `manager`'s newest checkpoint to checkpoints/damaged/ (never deleted) and returns where."""
         epoch = manager.latest_step()
         self.damaged_dir.mkdir(exist_ok=True)
-        aside = self.damaged_dir / f"{which}-{epoch}-{time.strftime('%Y%m%d-%H%M%S')}"
+        name = f"{which}-{epoch}-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside, n = self.damaged_dir / name, 1
+        while aside.exists():  # The same checkpoint set aside twice within one second.
+            n += 1
+            aside = self.damaged_dir / f"{name}-{n}"
         (Path(manager.directory) / str(epoch)).rename(aside)
         manager.reload()
         return aside
@@ -118,38 +120,6 @@ class Checkpoints:
     def close(self) -> None:
         self.latest.close()
         self.best.close()
-
-
-DIGEST_FILE = "fvae_sha256.json"
-
-
-def _file_digests(directory: Path) -> dict[str, str]:
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file() and p.name != DIGEST_FILE}
-
-
-def _write_digest(directory: Path) -> None:
-    """Records the SHA-256 of every file of a committed checkpoint (atomically, inside it)."""
-    write_text(directory / DIGEST_FILE, json.dumps(_file_digests(directory), indent=0, sort_keys=True))
-
-
-def _verify_digest(directory: Path) -> None:
-    """Raises DamagedCheckpointError naming the files that differ from the recorded digest.
-    A checkpoint without one (killed between commit and digest) is left to Orbax to read."""
-    path = directory / DIGEST_FILE
-    if not path.is_file():
-        return
-    try:
-        recorded = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise DamagedCheckpointError(f"The checkpoint {directory} is damaged: its {DIGEST_FILE} cannot be read "
-                                     f"({err}).") from err
-    current = _file_digests(directory)
-    bad = sorted(name for name, digest in recorded.items() if current.get(name) != digest)
-    if bad:
-        raise DamagedCheckpointError(f"The checkpoint {directory} is damaged: {len(bad)} of its {len(recorded)} files "
-                                     f"differ from their recorded SHA-256 ({', '.join(bad[:3])}"
-                                     f"{', ...' if len(bad) > 3 else ''}).")
 
 
 @contextlib.contextmanager
@@ -178,10 +148,17 @@ def _stderr_kept_unless(error: type[Exception]):
 def _save(manager: ocp.CheckpointManager, epoch: int, state: TrainState, meta: dict[str, Any]) -> None:
     """Writes one checkpoint (Orbax commits it atomically), then records its files' SHA-256."""
     meta = {**meta, "format_version": FORMAT_VERSION}
-    manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
-                 force=True)
+    try:
+        manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                    meta=ocp.args.JsonSave(meta)), force=True)
+    except Exception as err:  # Orbax and TensorStore wrap the OSError in their own types.
+        if not is_disk_full(err):
+            raise
+        raise CheckpointError(f"no space left on the disk while writing the checkpoint of epoch {epoch} in "
+                              f"{manager.directory}: the checkpoints written before it are intact; free some "
+                              "space, then resume with --resume (it redoes this epoch).") from err
     if jax.process_index() == 0:
-        _write_digest(Path(manager.directory) / str(epoch))
+        write_digest(Path(manager.directory) / str(epoch))
 
 
 def _restore(manager: ocp.CheckpointManager, target: TrainState, which: str, epoch: int | None = None
@@ -191,7 +168,7 @@ def _restore(manager: ocp.CheckpointManager, target: TrainState, which: str, epo
     if epoch is None:
         raise CheckpointError(f"No {which} checkpoint in {manager.directory}.")
     directory = Path(manager.directory) / str(epoch)
-    _verify_digest(directory)
+    verify_digest(directory, DamagedCheckpointError)
     try:
         meta = manager.restore(epoch, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
     except Exception as err:  # Orbax raises various types for unreadable metadata.

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.metadata
 import json
 import os
-import platform
 from pathlib import Path
 
 import ml_collections
@@ -19,14 +17,13 @@ import ml_collections
 from fvae.errors import DamagedFileError, RunDirError
 from fvae.files import read_json, write_bytes, write_json
 from fvae.run.config import flatten, with_defaults
+from fvae.run.versions import VERSIONS_FILE, versions
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 TEST_METRICS_FILE = "test_metrics.json"
-VERSIONS_FILE = "versions.json"
 LOCK_FILE = ".lock"
 EVAL_DIR = "eval"  # What experiments.evaluate writes.
-PACKAGES = ("fvae", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "numpy")
 # Config keys that may change when a run is resumed: the limits, to train it for longer.
 RESUMABLE_CHANGES = ("train.max_epochs", "train.patience", "train.max_train_minutes")
 
@@ -44,7 +41,7 @@ def start(workdir: str | Path, config: dict, resume: bool, write: bool = True) -
     _refuse_a_file(workdir)
     config_path = workdir / CONFIG_FILE
     if resume:
-        if not config_path.is_file():
+        if not config_path.exists():
             raise RunDirError(f"Cannot resume: {workdir} holds no run ({CONFIG_FILE} is missing). "
                               "Start it without --resume.")
         # Keys added since the run started count at their defaults.
@@ -88,42 +85,56 @@ def never_trained(workdir: str | Path) -> bool:
             and not (workdir / TEST_METRICS_FILE).exists())
 
 
-def versions() -> dict[str, str]:
-    """Versions of Python and of the packages a run's results depend on."""
-    found = {"python": platform.python_version(), "cpu": cpu_model()}
-    for name in PACKAGES:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
+RUN_STATES = ("never started", "failed before any epoch", "training", "stopped", "finished", "damaged")
 
 
-def cpu_model() -> str:
-    """The CPU model with its family/model/stepping and widest vector extensions (XLA:CPU compiles
-    for what it finds, so bit-identical results need the same CPU type and jax build)."""
+def run_state(workdir: str | Path) -> str:
+    """Which of RUN_STATES `workdir` is in (docs/reliability.md says what each command does in each).
+
+    "training": another process holds the run's lock. "finished": its test_metrics.json reports
+    every recorded epoch. "damaged": config.json or test_metrics.json cannot be read, or the run
+    has trained but no latest checkpoint is left (all set aside as damaged).
+    Structural only: a checkpoint whose bytes are damaged is found when it is read.
+    """
+    workdir = Path(workdir)
+    if not (workdir / CONFIG_FILE).exists():
+        return "never started"
+    if _locked(workdir):
+        return "training"
     try:
-        fields: dict[str, str] = {}
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        return platform.processor() or platform.machine()
-    vector = [f for f in ("avx512f", "avx512_bf16", "amx_tile", "avx2") if f in fields.get("flags", "").split()]
-    return (f"{fields.get('model name', platform.machine())} (family {fields.get('cpu family', '?')}, model "
-            f"{fields.get('model', '?')}, stepping {fields.get('stepping', '?')}; {' '.join(vector) or 'no avx2'})")
+        read_json(workdir / CONFIG_FILE)
+    except DamagedFileError:
+        return "damaged"
+    if never_trained(workdir):
+        return "failed before any epoch"
+    if not has_latest_checkpoint(workdir):
+        return "damaged"
+    if not (workdir / TEST_METRICS_FILE).exists():
+        return "stopped"
+    try:  # A finished run resumed for more epochs and stopped again keeps its earlier report.
+        reported = read_json(workdir / TEST_METRICS_FILE).get("epochs_trained")
+    except DamagedFileError:
+        return "damaged"
+    return "finished" if reported == len(load_history(workdir)) else "stopped"
 
 
-def version_changes(workdir: str | Path) -> dict[str, tuple]:
-    """{name: (recorded, now)} for the versions (and CPU) that differ from the run's versions.json:
-    a resumed run under other versions may not be bit-identical."""
-    path = Path(workdir) / VERSIONS_FILE
+def has_latest_checkpoint(workdir: str | Path) -> bool:
+    """Whether checkpoints/latest/ holds a committed checkpoint (its bytes are checked when read)."""
+    latest = Path(workdir) / "checkpoints" / "latest"
+    return latest.is_dir() and any(p.name.isdigit() for p in latest.iterdir())
+
+
+def _locked(workdir: Path) -> bool:
+    """Whether another process holds the run's lock (taken and released at once if free)."""
     try:
-        recorded = read_json(path) if path.is_file() else {}
-    except DamagedFileError as err:
-        raise DamagedFileError(f"{err} It only records the versions that made the run: or delete it to "
-                               "resume without comparing them.") from None
-    return {k: (recorded[k], v) for k, v in versions().items() if k in recorded and recorded[k] != v}
+        with open(workdir / LOCK_FILE) as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except OSError:  # No lock file: never locked.
+        return False
+    return False
 
 
 def _refuse_a_file(workdir: Path) -> None:
@@ -171,8 +182,9 @@ def exclusive(workdir: str | Path):
 
 def load_config(workdir: str | Path) -> ml_collections.ConfigDict:
     """The resolved config a run was started with (keys added since then take their defaults)."""
+    _refuse_a_file(Path(workdir))
     path = Path(workdir) / CONFIG_FILE
-    if not path.is_file():
+    if not path.exists():  # Present but unreadable (a folder, no permission): read_json names it.
         raise RunDirError(f"{workdir} holds no run ({CONFIG_FILE} is missing).")
     return with_defaults(read_json(path))
 

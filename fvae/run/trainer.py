@@ -39,6 +39,7 @@ from fvae.run.assemble import (
 from fvae.run.checkpoints import Checkpoints
 from fvae.run.config import validate
 from fvae.run.stopping import EarlyStopping, StopSignals
+from fvae.run.versions import version_changes
 from fvae.run.writer import create_writer
 
 
@@ -86,6 +87,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
         progress = False
     workdir = Path(workdir)
     changes = rundir.start(workdir, config.to_dict(), resume, write=False)  # Refuse misuse before loading data.
+    if resume and not rundir.never_trained(workdir) and not rundir.has_latest_checkpoint(workdir):
+        raise CheckpointError(f"{workdir} has trained but holds no readable latest checkpoint (damaged ones are in "
+                              f"{workdir / 'checkpoints' / 'damaged'}); nothing was changed. Start a new run "
+                              "directory.")  # Never started over from epoch 1; refused before anything is written.
     splits = load_splits(config)  # What can fail before training fails before the run directory exists.
     if jax.process_count() > 1:  # Every process checks the directory before process 0 writes to it.
         multihost_utils.sync_global_devices("fvae: run directory checked")
@@ -93,7 +98,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
     with lock, StopSignals() as stop:
         if where.is_writer:
             rundir.start(workdir, config.to_dict(), resume)
-            changed = rundir.version_changes(workdir)
+            changed = version_changes(workdir)
             if changed:
                 log("Note: package versions differ from the run's versions.json (results may not be "
                     "bit-identical): " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
@@ -120,9 +125,6 @@ def _train(run: RunContext, splits: data.Splits, resume: bool, changes: dict[str
         if where.is_writer:
             rundir.write_history(workdir, history)  # Drops lines written after the checkpoint.
         log(f"Resuming {workdir} at epoch {start_epoch} (best so far: epoch {stopper.best_epoch}).")
-    elif resume and not rundir.never_trained(workdir):  # Never start a trained run over from epoch 1.
-        raise CheckpointError(f"{workdir} has trained but holds no readable latest checkpoint (damaged ones are "
-                              f"in {checkpoints.damaged_dir}); nothing was changed. Start a new run directory.")
 
     images_per_epoch = train.num_examples // t.batch_size * t.batch_size
     writer = create_writer(workdir, log, lambda epoch, s: _epoch_line(epoch, s, epoch == stopper.best_epoch),
