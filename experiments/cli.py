@@ -97,10 +97,11 @@ def describe_os_error(err: OSError) -> str:
 def check_output_file(path: str, flag: str) -> None:
     """Before any work: `path` (a file the script writes at the end) can be written, so hours of
     results are never lost to a wrong --out. Creates its folder."""
-    if path and Path(path).is_dir():
+    if not path:
+        return
+    if Path(path).is_dir():
         raise ConfigError(f"{flag}={path} is a directory; name a file in it, e.g. {flag}={Path(path) / 'out.json'}")
-    if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
 def _debugging() -> bool:

@@ -121,10 +121,9 @@ def samples_title(config: ml_collections.ConfigDict) -> str:
 def load_run_state(workdir: str | Path, which: str = "best") -> tuple[ml_collections.ConfigDict, TrainState]:
     """A finished or stopped run's config and its best (or latest) TrainState, for analysis."""
     config = rundir.load_config(workdir)
-    saved = Path(workdir) / "checkpoints" / which
-    if not (saved.is_dir() and any(p.name.isdigit() for p in saved.iterdir())):  # Checked before Orbax creates it.
-        raise CheckpointError(f"No {which} checkpoint in {saved}: the run has not saved an epoch yet; train it "
-                              "(--resume) first.")
+    if not rundir.has_checkpoint(workdir, which):  # Checked before Orbax creates the folder.
+        raise CheckpointError(f"No {which} checkpoint in {Path(workdir) / 'checkpoints' / which}: the run has not "
+                              "saved an epoch yet; train it (--resume) first.")
     template = initial_state(config)
     checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep)
     try:

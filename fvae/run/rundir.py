@@ -107,7 +107,7 @@ def run_state(workdir: str | Path) -> str:
         return "damaged"
     if never_trained(workdir):
         return "failed before any epoch"
-    if not has_latest_checkpoint(workdir):
+    if not has_checkpoint(workdir):
         return "damaged"
     if not (workdir / TEST_METRICS_FILE).exists():
         return "stopped"
@@ -118,10 +118,10 @@ def run_state(workdir: str | Path) -> str:
     return "finished" if reported == len(load_history(workdir)) else "stopped"
 
 
-def has_latest_checkpoint(workdir: str | Path) -> bool:
-    """Whether checkpoints/latest/ holds a committed checkpoint (its bytes are checked when read)."""
-    latest = Path(workdir) / "checkpoints" / "latest"
-    return latest.is_dir() and any(p.name.isdigit() for p in latest.iterdir())
+def has_checkpoint(workdir: str | Path, which: str = "latest") -> bool:
+    """Whether checkpoints/<which>/ holds a committed checkpoint (its bytes are checked when read)."""
+    folder = Path(workdir) / "checkpoints" / which
+    return folder.is_dir() and any(p.name.isdigit() for p in folder.iterdir())
 
 
 def _locked(workdir: Path) -> bool:

@@ -87,7 +87,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
         progress = False
     workdir = Path(workdir)
     changes = rundir.start(workdir, config.to_dict(), resume, write=False)  # Refuse misuse before loading data.
-    if resume and not rundir.never_trained(workdir) and not rundir.has_latest_checkpoint(workdir):
+    if resume and not rundir.never_trained(workdir) and not rundir.has_checkpoint(workdir):
         raise CheckpointError(f"{workdir} has trained but holds no readable latest checkpoint (damaged ones are in "
                               f"{workdir / 'checkpoints' / 'damaged'}); nothing was changed. Start a new run "
                               "directory.")  # Never started over from epoch 1; refused before anything is written.
