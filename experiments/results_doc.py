@@ -100,13 +100,40 @@ def _iwae_k_table(section: dict) -> str:
 
 
 def _sample_quality_table(section: dict) -> str:
+    """Frechet distance, and precision and recall where the file has them (earlier files do not)."""
+    entries = _read(section["file"])
+    scored = any("precision" in e for e in entries)
     rows = []
-    for entry in _read(section["file"]):
+    for entry in entries:
         if "frechet_distance" in entry:
-            rows.append([entry["images"], f"{entry['frechet_distance']:.1f}"])
+            rows.append([entry["images"], f"{entry['frechet_distance']:.1f}"]
+                        + ([f"{entry['precision']:.3f}", f"{entry['recall']:.3f}"] if scored else []))
         elif "accuracy" in entry:
-            rows.append([entry["images"], f"accuracy {entry['accuracy']:.4f}"])
-    return _table(["images", "Frechet distance"], rows)
+            rows.append([entry["images"], f"accuracy {entry['accuracy']:.4f}"] + ["", ""] * scored)
+    return _table(["images", "Frechet distance"] + ["precision", "recall"] * scored, rows)
+
+
+def _stored_tables(section: dict, index: dict) -> str:
+    """The stored models' evaluation beside the headline rows, then each one's samplers."""
+    headline = {r["config"]: _read(r["metrics"]) for r in index["headline"]["runs"]}
+    rows, sample_rows = [], []
+    for run in section["runs"]:
+        m, config = _read(run["metrics"]), run["config"]
+        reference = _read(f"results/models/{config}/reference.json")
+        earlier = headline.get(config)
+        rows.append([f"`{config}`", run["cpu"], f"{reference['step']:,}",
+                     f"**{m['iwae_nll_k5000']:.2f}** +- {m['iwae_nll_k5000_stderr']:.2f}", f"{m['elbo_loss']:.2f}",
+                     f"{earlier['iwae_nll_k5000']:.2f}" if earlier else "n/a"])
+        for name, scores in {"prior": m, **m.get("samplers", {})}.items():
+            ratio = scores["frechet_distance"] / m["frechet_distance"]
+            extra = f" ({scores['fit']['components']} components)" if "components" in scores.get("fit", {}) else ""
+            sample_rows.append([f"`{config}`", name + extra, f"{scores['frechet_distance']:.1f}", f"{ratio:.2f}",
+                                f"{scores['precision']:.3f}", f"{scores['recall']:.3f}"])
+    likelihoods = _table(["stored model", "trained on", "step", "test -log p(x), K=5000", "test neg. ELBO",
+                          "headline row (its CPU)"], rows)
+    samples = _table(["stored model", "samples from", "Frechet distance", "/ prior's", "precision", "recall"],
+                     sample_rows)
+    return f"{likelihoods}\n\n{section['samplers_setting']}\n\n{samples}"
 
 
 def _records_table(section: dict) -> str:
@@ -141,7 +168,12 @@ def results_doc(index: dict) -> str:
                       + ", ".join(f"`{r['metrics']}`" for r in e["runs"]), _earlier_table(e)),
              _section(c["title"], c["setting"], _source({**c, "date": c["runs"][0]["date"]}) + ". Files: "
                       + ", ".join(f"`{r['metrics']}`, `{r['training']}`" for r in c["runs"]), _conv_table(c))]
-    for key, make in (("iwae_k", _iwae_k_table), ("sample_quality", _sample_quality_table)):
+    s = index["stored"]
+    parts.append(_section(s["title"], s["setting"], f"Measured {s['date']} ({s['software']}). Files: "
+                          + ", ".join(f"`{r['metrics']}`" for r in s["runs"]) + f"; command: `{s['command']}`",
+                          _stored_tables(s, index)))
+    for key, make in (("iwae_k", _iwae_k_table), ("sample_quality", _sample_quality_table),
+                      ("sample_quality_earlier", _sample_quality_table)):
         s = index[key]
         parts.append(_section(s["title"], s["setting"], f"{_source(s)}. File: `{s['file']}`; command: `{s['command']}`",
                               make(s)))

@@ -1,11 +1,16 @@
-"""Draw images from a trained run's prior, of one class for a conditional VAE.
+"""Draw images from a trained model: from its prior (of one class for a conditional VAE), or
+from a latent sampler fitted to its codes.
 
     python -m experiments.sample --workdir runs/conditional --label Dress -n 64
     python -m experiments.sample --workdir runs/default -n 64            # unconditional
+    python -m experiments.sample --workdir runs/gated_vae --sampler gmm  # a fitted sampler
+    python -m experiments.sample --workdir results/models/gated_vae --sampler realnvp --out pictures
 
-Classes are accepted as names (case, spaces and dashes ignored: "dress", "Ankle boot",
-"t-shirt") or indices 0-9. Writes RUN/samples/<class>_n<N>_seed<S>.png (the same
-arguments always give the same picture) and prints its path.
+--workdir is a run directory or a stored model. Classes are accepted as names (case, spaces
+and dashes ignored: "dress", "Ankle boot", "t-shirt") or indices 0-9. Writes
+OUT/<class or sampler>_n<N>_seed<S>.png (the same arguments always give the same picture;
+OUT is WORKDIR/samples for a run directory, required for a stored model) and prints its
+path. A sampler is fitted on first use and kept in WORKDIR/samplers/NAME.
 """
 
 from __future__ import annotations
@@ -13,18 +18,21 @@ from __future__ import annotations
 from absl import flags  # noqa: E402
 
 from experiments import cli  # First: sets the TensorFlow log level.
-from fvae.run.report import sample_run  # noqa: E402
+from fvae.analysis.samplers import describe_samplers  # noqa: E402
+from fvae.run.generation import PRIOR, sample_grid  # noqa: E402
 
-flags.DEFINE_string("workdir", None, "Run directory of a trained model.", required=True)
+flags.DEFINE_string("workdir", None, "Run directory or stored model.", required=True)
+flags.DEFINE_string("out", None, "Folder for the picture (default: WORKDIR/samples; required for a stored model).")
 flags.DEFINE_string("label", None, "Class name or index (conditional runs only).")
-flags.DEFINE_integer("n", 64, "Number of images.", lower_bound=1)
-flags.DEFINE_integer("seed", 0, "Seed of the prior samples.", lower_bound=0, upper_bound=2**63 - 1)
+flags.DEFINE_string("sampler", PRIOR, f"Draw from the prior, or from a fitted sampler ({describe_samplers()}).")
+flags.DEFINE_integer("n", 64, "Number of images.", lower_bound=1, upper_bound=10_000)
+flags.DEFINE_integer("seed", 0, "Seed of the samples.", lower_bound=0, upper_bound=2**63 - 1)
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    print(sample_run(FLAGS.workdir, FLAGS.label, FLAGS.n, FLAGS.seed))
+    print(sample_grid(FLAGS.workdir, FLAGS.label, FLAGS.n, FLAGS.seed, FLAGS.sampler, FLAGS.out))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
-"""Calibrates the sample-quality score: the Frechet distance, in the features of fvae's own
-Fashion-MNIST classifier, of reference image sets to the test images, next to the evaluated runs.
+"""Calibrates the sample-quality scores: Frechet distance, precision and recall (k=3), in the
+features of the classifier fvae ships, of reference image sets against the test images, next
+to the prior and the latent samplers of trained models.
 
-    python -m experiments.sample_quality [--runs runs/gated_vae,runs/conv_chollet] [--out results/sample_quality.json]
+    python -m experiments.sample_quality [--runs runs/gated_vae,results/models/gated_vae] \
+        [--samplers gmm,realnvp] [--out results/sample_quality.json]
 
-Reference rows (10,000 images each, against the 10,000 grey test images): training images
-(the same distribution: near 0), the test images binarized once, training images blurred,
-and uniform noise (far). Each run's row is computed as experiments.evaluate computes it
-(the same prior samples). Prints a markdown table and writes the rows as JSON to --out.
+Every row compares 10,000 images with the 10,000 grey test images. Reference rows: training
+images (the same distribution: near 0, precision and recall near 1), training images of only
+5 classes (mode dropping: recall falls, precision stays), the test images binarized once,
+training images blurred, and uniform noise (far). Each model's rows are computed as
+experiments.evaluate computes them. Prints a markdown table and writes the rows as JSON to --out.
 """
 
 from __future__ import annotations
@@ -20,51 +23,66 @@ from scipy.ndimage import uniform_filter  # noqa: E402
 
 from experiments import cli  # First: sets the TensorFlow log level.
 from fvae import data  # noqa: E402
-from fvae.analysis.sample_scores import class_accuracy, frechet_distance_of_images  # noqa: E402
-from fvae.run.assemble import load_run_state, run_keys, sample_quality_classifier, stored_split  # noqa: E402
+from fvae.analysis.sample_scores import SCORE_IMAGES, class_accuracy, score_images  # noqa: E402
+from fvae.analysis.samplers import describe_samplers  # noqa: E402
+from fvae.run.assemble import sample_quality_classifier, stored_split  # noqa: E402
 from fvae.run.config import defaults  # noqa: E402
-from fvae.run.report import sample_quality_metrics  # noqa: E402
+from fvae.run.generation import check_generators, sample_quality  # noqa: E402
+from fvae.run.stored import load_trained  # noqa: E402
 
-flags.DEFINE_list("runs", [], "Evaluated run directories to list beside the references.")
+flags.DEFINE_list("runs", [], "Run directories or stored models to list beside the references.")
+flags.DEFINE_list("samplers", [], f"Latent samplers to score beside each model's prior ({describe_samplers()}).")
 flags.DEFINE_string("data_dir", "", "tfds data dir (default: $FVAE_DATA_DIR or ~/tensorflow_datasets).")
-flags.DEFINE_integer("images", 10_000, "Images per reference set.", lower_bound=2)
+flags.DEFINE_bool("retrain_classifier", False, "Use a classifier trained on this machine's data, not the shipped one.")
 flags.DEFINE_string("out", "", "JSON file for the rows (none if empty).")
 FLAGS = flags.FLAGS
 
 
-def reference_rows(data_dir: str, num: int) -> list[dict]:
+def reference_rows(data_dir: str, retrain_classifier: bool) -> list[dict]:
     config = defaults()
     config.data.data_dir = data_dir
-    classifier = sample_quality_classifier(config)
-    test, train = stored_split(config, "test").take(num), stored_split(config, "train")
+    classifier, which = sample_quality_classifier(config, retrain_classifier)
+    test, train = stored_split(config, "test"), stored_split(config, "train")
+    num = min(SCORE_IMAGES, test.num_examples)
     rng = np.random.default_rng(0)
     chosen = train.images[rng.permutation(train.num_examples)[:num]]
+    five_classes = train.images[rng.permutation(np.flatnonzero(train.labels < 5))[:num]]
     blurred = uniform_filter(chosen.reshape(-1, 28, 28).astype(np.float32) / 255, size=(1, 3, 3)).reshape(num, -1)
     references = {
         "training images": chosen,
+        "training images of classes 0-4 only": five_classes,
         "test images binarized once": data.binarize_fixed(test.images, 0),
         "training images, 3x3 box blur": blurred,
         "uniform noise": rng.uniform(0, 1, (num, 784)).astype(np.float32),
     }
-    rows = [{"images": name, "frechet_distance": frechet_distance_of_images(classifier, images, test.images)}
+    rows = [{"images": name, **score_images(classifier, images, test.images, num)}
             for name, images in references.items()]
-    rows.append({"images": "(classifier's test accuracy)", "accuracy": class_accuracy(classifier, test.images,
-                                                                                        test.labels)})
+    rows.append({"images": "(classifier's test accuracy)", "classifier": which,
+                 "accuracy": class_accuracy(classifier, test.images, test.labels)})
     return rows
 
 
 def main(argv):
     del argv
     cli.check_output_file(FLAGS.out, "--out")
-    loaded = {run: load_run_state(run) for run in FLAGS.runs}  # A wrong run fails before the long work.
-    rows = reference_rows(FLAGS.data_dir, FLAGS.images)
+    check_generators(FLAGS.samplers)
+    loaded = {run: load_trained(run) for run in FLAGS.runs}  # A wrong run fails before the long work.
+    for config, _ in loaded.values():
+        check_generators(FLAGS.samplers, config)
+    rows = reference_rows(FLAGS.data_dir, FLAGS.retrain_classifier)
     for run, (config, state) in loaded.items():
-        rows.append({"images": f"samples of {Path(run).name}",
-                     **sample_quality_metrics(state, config, run_keys(config.seed)["sample"], FLAGS.images)})
-    print("| images (against the grey test images) | Frechet distance |\n| --- | --- |")
+        metrics = sample_quality(run, config, state, FLAGS.samplers, FLAGS.retrain_classifier)
+        keep = ("frechet_distance", "precision", "recall", "sample_images")
+        rows.append({"images": f"prior samples of {Path(run).name}", **{k: metrics[k] for k in keep}})
+        for name, scores in metrics.get("samplers", {}).items():
+            rows.append({"images": f"{name} samples of {Path(run).name}", **scores})
+    print("| images (against the grey test images) | Frechet distance | precision | recall |\n"
+          "| --- | --- | --- | --- |")
     for row in rows:
-        value = f"{row['frechet_distance']:.2f}" if "frechet_distance" in row else f"accuracy {row['accuracy']:.4f}"
-        print(f"| {row['images']} | {value} |")
+        if "frechet_distance" in row:
+            print(f"| {row['images']} | {row['frechet_distance']:.2f} | {row['precision']:.3f} | {row['recall']:.3f} |")
+        else:
+            print(f"| {row['images']} | accuracy {row['accuracy']:.4f} | | |")
     if FLAGS.out:
         Path(FLAGS.out).write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -1,5 +1,6 @@
 """Smoke test of an installed fvae (CI runs it with the wheel, from outside the repository):
-import it, train one epoch of a small model on mock Fashion-MNIST, evaluate the run.
+import it, train one epoch of a small model on mock Fashion-MNIST, evaluate the run (with the
+sample-quality classifier's weights installed with the package).
 
     cd "$(mktemp -d)" && /path/to/venv/bin/python /path/to/fvae/scripts/smoke_test.py
 """
@@ -53,6 +54,7 @@ def main() -> int:
             metrics = evaluate_run(Path(root) / "run", iwae_samples=(10,), limit=100)
     assert summary["epochs_trained"] == 1 and np.isfinite(summary["test_loss"]), summary
     assert np.isfinite(metrics["iwae_nll_k10"]) and metrics["iwae_nll_k10"] <= metrics["elbo_loss"] + 5, metrics
+    assert metrics["classifier"].startswith("shipped") and 0 <= metrics["recall"] <= 1, metrics  # Weights installed.
     print(f"smoke test: fvae {fvae.__version__} from {Path(fvae.__file__).parent}: 1 epoch, test loss "
           f"{summary['test_loss']:.2f}, IWAE K=10 {metrics['iwae_nll_k10']:.2f}")
     return 0

@@ -94,3 +94,20 @@ def test_every_pair_gives_consistent_codes_samples_and_pictures(architecture, pr
         own = sum(v.size for path, v in jax.tree_util.tree_leaves_with_path(variables["params"])
                   if "pseudo_inputs" not in jax.tree_util.keystr(path))
         assert own == sizes
+
+
+@pytest.mark.parametrize("architecture, prior", PAIRS)
+def test_codes_completed_from_the_prior_top_layer_are_the_prior_samples(architecture, prior):
+    """What a latent sampler draws is completed the way the prior's own draws are: given the top
+    layer of prior samples and the same key, complete_codes returns those samples (for a
+    hierarchical model, the lower layers drawn through p(z_l | z_{l+1})); posterior draws of
+    the top layer are the top part of the posterior samples."""
+    model, variables, x = model_and_variables(architecture, prior)
+    samples = model.apply(variables, jax.random.key(6), 5, method="sample_prior")
+    top = model.apply(variables, samples, method="top_layer")
+    assert top.shape == (5, model.top_latents) and model.top_latents <= samples.shape[-1]
+    completed = model.apply(variables, jax.random.key(6), top, method="complete_codes")
+    assert jnp.array_equal(completed, samples)
+    other = model.apply(variables, jax.random.key(7), top, method="complete_codes")
+    assert jnp.array_equal(other[:, -model.top_latents:], top)
+    assert jnp.array_equal(other, samples) == (model.top_latents == samples.shape[-1])

@@ -7,12 +7,12 @@ from fvae.compute.bounds import (
     dataset_codes,
     eval_step,
     evaluate_bound,
-    generate,
     importance_weighted_log_likelihood,
     iwae_nll,
     latent_statistics,
     reconstruct,
 )
+from fvae.compute.decoding import decode_top_samples, generate, posterior_top_samples
 from fvae.models.gaussians import reparameterize
 from tests.helpers import fake_images, new_state
 
@@ -55,6 +55,23 @@ def test_reconstruct_and_generate_decode_posterior_means_and_prior_samples():
     np.testing.assert_allclose(recon, numpy_decoder_means(state.params, mean), rtol=1e-4, atol=1e-6)
     z = np.asarray(jax.random.normal(jax.random.key(0), (7, 8)), np.float64)
     np.testing.assert_allclose(samples, numpy_decoder_means(state.params, z), rtol=1e-4, atol=1e-6)
+
+
+def test_posterior_draws_and_their_decoding_match_direct_computations():
+    """posterior_top_samples: image i's draw is mean + sigma * eps with eps from fold_in(key, i),
+    whatever the batch size (up to float32 rounding); decode_top_samples of a one-layer VAE
+    decodes the draw itself."""
+    state = new_state()
+    images = fake_images(7)
+    key = jax.random.key(4)
+    draws = np.asarray(posterior_top_samples(state, images, key, batch_size=3))
+    np.testing.assert_allclose(draws, posterior_top_samples(state, images, key, batch_size=1000), rtol=1e-5, atol=1e-6)
+    mean, logvar = state.apply_fn({"params": state.params}, images / 255.0, method="encode")
+    eps = np.stack([np.asarray(jax.random.normal(jax.random.fold_in(key, i), (1, 8)))[0] for i in range(7)])
+    np.testing.assert_allclose(draws, np.asarray(mean) + np.exp(0.5 * np.asarray(logvar)) * eps, rtol=1e-5, atol=1e-6)
+    decoded = decode_top_samples(state, jax.random.key(0), jnp.asarray(draws))
+    np.testing.assert_allclose(decoded, numpy_decoder_means(state.params, draws.astype(np.float64)), rtol=1e-4,
+                               atol=1e-6)
 
 
 def test_iwae_with_one_sample_is_the_single_sample_elbo():

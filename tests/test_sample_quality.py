@@ -1,10 +1,16 @@
-"""The Frechet distance against independent computations, and the score's behaviour on images."""
+"""The Frechet distance and improved precision and recall against independent computations,
+and the scores' behaviour on images."""
 
 import numpy as np
 import pytest
 import scipy.linalg
 
-from fvae.analysis.sample_scores import frechet_distance, gaussian_statistics
+from fvae.analysis.sample_scores import (
+    frechet_distance,
+    gaussian_statistics,
+    neighbourhood_radii,
+    precision_recall,
+)
 
 
 def random_covariance(rng, dim, rank=None):
@@ -53,3 +59,57 @@ def test_sample_statistics_converge_to_the_population_distance():
     a = rng.multivariate_normal(mean_a, cov_a, size=200_000)
     b = rng.multivariate_normal(mean_b, cov_b, size=200_000)
     assert frechet_distance(gaussian_statistics(a), gaussian_statistics(b)) == pytest.approx(exact, rel=0.02)
+
+
+def brute_force_precision_recall(real, fake, k=3):
+    """Improved precision and recall from every pairwise distance, one point at a time."""
+    def radii(points):
+        return np.array([np.sort(np.linalg.norm(points - p, axis=1))[k] for p in points])  # [0]: itself
+
+    def covered(points, centres, radius):
+        return np.mean([np.any(np.linalg.norm(centres - p, axis=1) <= radius) for p in points])
+
+    return covered(fake, real, radii(real)), covered(real, fake, radii(fake))
+
+
+def test_precision_and_recall_match_brute_force_neighbours():
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(300, 16))
+    for fake in (rng.normal(size=(200, 16)), rng.normal(size=(250, 16)) * 1.5 + 0.5, real[:100] + 0.01):
+        expected = brute_force_precision_recall(real, fake)
+        assert precision_recall(real, fake) == pytest.approx(expected, abs=0)
+    # Chunking does not change the answer.
+    assert np.allclose(neighbourhood_radii(real, 3, chunk=7), neighbourhood_radii(real, 3), rtol=1e-12, atol=0)
+
+
+def test_dropping_modes_lowers_recall_and_keeps_precision():
+    """Five clusters of real features; samples from only two of them are all plausible (high
+    precision) but cover two fifths of the real set (recall near 0.4 of the full set's; k=3 in
+    8 dimensions leaves recall near 0.86 for samples of the same distribution)."""
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(5, 8)) * 10
+
+    def draw(n, clusters):
+        return centres[rng.choice(clusters, n)] + rng.normal(size=(n, 8))
+
+    real = draw(2000, np.arange(5))
+    full_precision, full_recall = precision_recall(real, draw(2000, np.arange(5)))
+    dropped_precision, dropped_recall = precision_recall(real, draw(2000, np.array([0, 1])))
+    assert full_recall > 0.75 and full_precision > 0.75
+    assert dropped_recall < 0.5 * full_recall + 0.05 and dropped_precision >= full_precision - 0.02
+    blurred_precision, blurred_recall = precision_recall(real, draw(2000, np.arange(5)) * 0.5)
+    assert blurred_precision < 0.5  # Samples between the modes: implausible, however diverse.
+
+
+def test_scores_compare_a_fixed_number_of_images_and_say_how_many(monkeypatch):
+    from fvae.analysis import sample_scores
+
+    seen = []
+    monkeypatch.setattr(sample_scores, "features", lambda _, images: seen.append(len(images)) or
+                        np.asarray(images, np.float64).reshape(len(images), -1)[:, :4])
+    rng = np.random.default_rng(5)
+    scores = sample_scores.score_images(None, rng.normal(size=(700, 784)), rng.normal(size=(500, 784)), num=600)
+    assert scores["sample_images"] == 500 and seen == [500, 500]
+    scores = sample_scores.score_images(None, rng.normal(size=(700, 784)), rng.normal(size=(900, 784)), num=600)
+    assert scores["sample_images"] == 600 and seen[2:] == [600, 600]
+    assert set(scores) == {"frechet_distance", "precision", "recall", "sample_images"}

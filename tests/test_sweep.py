@@ -10,7 +10,7 @@ from experiments import configs
 from fvae import data, files
 from fvae.run import report, rundir, table
 from fvae.run.assemble import load_run_state
-from fvae.run.report import sample_run
+from fvae.run.generation import sample_grid
 from tests.conftest import REPO
 from tests.helpers import MOCK_DATA_DIR, bound_slack, mock_fashion_mnist
 from tests.test_plots import assert_picture
@@ -87,7 +87,7 @@ def test_conditional_run_reports_class_grids(sweep_dir):
 @pytest.mark.parametrize("label", ["Dress", "dress", "3", "ankle boot", "T-shirt"])
 def test_sample_accepts_class_names_and_indices(sweep_dir, label):
     root, _, _ = sweep_dir
-    path = sample_run(root / "conditional", label, num=12)
+    path = sample_grid(root / "conditional", label, num=12)
     assert path.parent == root / "conditional" / "samples"
     assert_picture(path)
 
@@ -102,7 +102,7 @@ def test_sample_cli_rejects_bad_labels_clearly(sweep_dir):
         assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
         assert "3=Dress" in result.stderr
     with pytest.raises(ValueError, match="not a conditional VAE"):
-        sample_run(root / "binarized_mlp", "Dress")
+        sample_grid(root / "binarized_mlp", "Dress")
 
 
 def test_parse_label():

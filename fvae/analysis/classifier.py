@@ -4,8 +4,10 @@ score (fvae.analysis.sample_scores) and the judge of class-conditional samples.
 A small CNN (two stride-2 3x3 convs, 28 -> 14 -> 7, a dense layer of 128 features, 10
 logits), trained with Adam on all 60,000 training images (grey, in [0, 1]). Training is a
 pure function of the images and the seed, so the same data and seed give the same
-classifier on the same machine. `cached_classifier` keeps it in a file of the data
-directory and trains it only when that file is missing: no downloads, no pretrained weights.
+classifier on the same machine, and slightly different ones on different CPUs. The score
+uses the weights fvae ships (`shipped_classifier`, checked against their SHA-256), so it
+means the same on every machine; `cached_classifier` trains one afresh (kept in the data
+directory) only when asked to.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import optax
 from flax import serialization
 
 from fvae.data import NUM_CLASSES, Dataset, to_unit_interval
-from fvae.files import write_bytes, write_json
+from fvae.errors import DamagedFileError
+from fvae.files import DIGEST_FILE, verify_digest, write_bytes, write_json
 from fvae.models.conv_layers import Conv3x3
 
 Params = dict
@@ -115,6 +118,29 @@ def accuracy(params: Params, dataset: Dataset) -> float:
     return float(np.mean(np.argmax(np.asarray(logits), axis=1) == np.asarray(dataset.labels)))
 
 
+# The shipped weights: cached_classifier's file for ClassifierSpec(), with the note of how,
+# where and when it was trained (classifier.json) and the folder's SHA-256 digests.
+SHIPPED_DIR = Path(__file__).parent / "classifier_weights"
+
+
+def _template(features: int) -> Params:
+    return Classifier(features).init(jax.random.key(0), jnp.zeros((1, 784), jnp.float32))["params"]
+
+
+def shipped_classifier() -> Params:
+    """The parameters fvae ships, after checking them against their recorded SHA-256."""
+    if not (SHIPPED_DIR / DIGEST_FILE).is_file():
+        raise DamagedFileError(f"{SHIPPED_DIR / DIGEST_FILE} is missing: reinstall fvae.")
+    verify_digest(SHIPPED_DIR)
+    features = json.loads((SHIPPED_DIR / "classifier.json").read_text())["features"]
+    return serialization.from_bytes(_template(features), (SHIPPED_DIR / "classifier.msgpack").read_bytes())
+
+
+def shipped_digest() -> str:
+    """The first 12 hex digits of the shipped weights' SHA-256: which classifier a score used."""
+    return json.loads((SHIPPED_DIR / DIGEST_FILE).read_text())["classifier.msgpack"][:12]
+
+
 def cached_classifier(folder: str | Path, training_data: Callable[[], Dataset],
                       spec: ClassifierSpec = ClassifierSpec(), log=print) -> Params:
     """The classifier of `spec` from `folder`, trained on training_data() and saved there
@@ -122,7 +148,7 @@ def cached_classifier(folder: str | Path, training_data: Callable[[], Dataset],
     JSON note beside it of how it was made."""
     folder = Path(folder)
     path = folder / spec.file_name
-    template = Classifier(spec.features).init(jax.random.key(0), jnp.zeros((1, 784), jnp.float32))["params"]
+    template = _template(spec.features)
     if path.is_file():
         try:
             return serialization.from_bytes(template, path.read_bytes())

@@ -8,13 +8,12 @@ from fvae.compute.bounds import (
     decode_pixel_means,
     eval_step,
     evaluate_bound,
-    generate,
-    generate_many,
     iwae_log_likelihoods,
     iwae_nll,
     latent_statistics,
     reconstruct,
 )
+from fvae.compute.decoding import decode_top_samples, generate, generate_many, posterior_top_samples
 from fvae.compute.state import Batch, Metrics, TrainState, create_train_state
 from fvae.compute.steps import (
     EpochOptions,
@@ -27,6 +26,7 @@ from fvae.compute.steps import (
 )
 
 __all__ = ["Batch", "EpochOptions", "Metrics", "TrainState", "active_units", "create_train_state", "dataset_codes",
-           "decode_pixel_means", "epoch_batches", "eval_step", "evaluate_bound", "first_nonfinite_step", "generate",
-           "generate_many", "iwae_log_likelihoods", "iwae_nll", "latent_statistics", "reconstruct", "train_block",
-           "train_epoch", "train_epoch_stepwise", "train_step"]
+           "decode_pixel_means", "decode_top_samples", "epoch_batches", "eval_step", "evaluate_bound",
+           "first_nonfinite_step", "generate", "generate_many", "iwae_log_likelihoods", "iwae_nll",
+           "latent_statistics", "posterior_top_samples", "reconstruct", "train_block", "train_epoch",
+           "train_epoch_stepwise", "train_step"]

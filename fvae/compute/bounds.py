@@ -1,5 +1,5 @@
-"""Evaluation: negative ELBO and IWAE likelihood over whole splits, latent diagnostics,
-reconstructions and prior samples. Everything here is pure and jitted."""
+"""Evaluation: negative ELBO and IWAE likelihood over whole splits, latent diagnostics and
+reconstructions. Everything here is pure and jitted (drawing new images: fvae.compute.decoding)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import overload
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from fvae.compute.state import Batch, Metrics, TrainState
 from fvae.data import Dataset, as_dataset, to_unit_interval
@@ -108,24 +107,6 @@ def reconstruct(state: TrainState, batch: jax.Array, labels: jax.Array | None = 
 def decode_pixel_means(state: TrainState, z: jax.Array, labels: jax.Array | None = None) -> jax.Array:
     """Pixel means E[x|z] for latents z (B, latents): (B, 784) in [0, 1]."""
     return _apply(state, _apply(state, z, labels, method="likelihood_params"), method="pixel_means")
-
-
-@functools.partial(jax.jit, static_argnames=("num",))
-def generate(state: TrainState, key: jax.Array, num: int, labels: jax.Array | None = None) -> jax.Array:
-    """Pixel means of `num` decoded samples from the model's prior (of class `labels` if conditional)."""
-    return _apply(state, key, num, labels, method="generate")
-
-
-def generate_many(state: TrainState, key: jax.Array, num: int, labels: jax.Array | np.ndarray | None = None,
-                  batch_size: int = 1000) -> jax.Array:
-    """Pixel means (num, 784) of `num` prior samples, decoded batch_size at a time (bounded
-    memory; batch i uses fold_in(key, i)). labels (num,): the classes of a conditional model."""
-    parts = []
-    for i, start in enumerate(range(0, num, batch_size)):
-        size = min(batch_size, num - start)
-        parts.append(generate(state, jax.random.fold_in(key, i), size,
-                              None if labels is None else labels[start:start + size]))
-    return jnp.concatenate(parts)
 
 
 def importance_weighted_log_likelihood(key: jax.Array, log_weights: Callable[[jax.Array, int], jax.Array],

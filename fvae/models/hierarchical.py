@@ -43,6 +43,10 @@ class HierarchicalVAE(VAE):
     def latents(self) -> int:
         return sum(e.latents for e in self.layer_encoders)
 
+    @property
+    def top_latents(self) -> int:
+        return self.top_encoder.latents
+
     def _split(self, z: jax.Array) -> list[jax.Array]:
         """[z1, ..., zL] of codes z (..., D)."""
         ends = [0]
@@ -125,7 +129,15 @@ class HierarchicalVAE(VAE):
         """`num` codes [z1, ..., zL] from the prior: zL ~ p(zL), then each layer given the one above: (num, D).
         Keys: split(key, L); the top layer draws with the first, z1 with the second."""
         keys = jax.random.split(key, len(self.layer_encoders))
-        layers = [self._sample_top_prior(keys[0], num, self.top_encoder.latents)]
+        return self._layers_below(keys, self._sample_top_prior(keys[0], num, self.top_encoder.latents))
+
+    def complete_codes(self, key: jax.Array, top: jax.Array) -> jax.Array:
+        """[z1, ..., zL] for top-layer draws zL (B, D_L): z_{L-1} ~ p(z_{L-1} | zL) down to z1
+        (the keys of sample_prior's, so the prior's own draws give its samples)."""
+        return self._layers_below(jax.random.split(key, len(self.layer_encoders)), top)
+
+    def _layers_below(self, keys: jax.Array, top: jax.Array) -> jax.Array:
+        layers = [top]
         nets = self._conditional_priors()
         for index in range(len(nets) - 1, -1, -1):  # z_{L-1} down to z1.
             mean, logvar = nets[index](layers[0])

@@ -66,6 +66,21 @@ class VAE(nn.Module):
     def latents(self) -> int:
         return self.encoder.latents
 
+    @property
+    def top_latents(self) -> int:
+        """The size of the layer a prior (or a sampler fitted after training) draws first."""
+        return self.latents
+
+    def top_layer(self, z: jax.Array) -> jax.Array:
+        """The top layer's part of codes z (..., D): (..., top_latents)."""
+        return z[..., self.latents - self.top_latents:]
+
+    def complete_codes(self, key: jax.Array, top: jax.Array) -> jax.Array:
+        """Whole codes (B, D) for top-layer draws `top` (B, top_latents): the layers below drawn
+        from the generative model given it (none in a one-layer VAE)."""
+        del key
+        return top
+
     def _condition(self, labels: jax.Array | None) -> jax.Array | None:
         if not self.num_classes:
             return None

@@ -14,7 +14,7 @@ import numpy as np
 import optax
 
 from fvae import data
-from fvae.analysis.classifier import cached_classifier
+from fvae.analysis.classifier import cached_classifier, shipped_classifier, shipped_digest
 from fvae.compute.state import TrainState, create_train_state
 from fvae.data import NUM_TRAIN, sources
 from fvae.models import build_model
@@ -83,12 +83,14 @@ def stored_split(config: ml_collections.ConfigDict, split: str) -> data.Dataset:
     return data.Dataset(stored.images.reshape(stored.num_examples, -1), stored.labels)
 
 
-def sample_quality_classifier(config: ml_collections.ConfigDict, folder: str | Path | None = None, log=print):
-    """The parameters of fvae's Fashion-MNIST classifier (fvae.analysis.classifier) for this config's
-    data: read from `folder` (default: DATA_DIR/fvae_classifier), trained on all training
-    images and saved there first if missing."""
-    folder = folder or sources.resolve_data_dir(config.data.data_dir or None) / "fvae_classifier"
-    return cached_classifier(folder, lambda: stored_split(config, "train"), log=log)
+def sample_quality_classifier(config: ml_collections.ConfigDict, retrain: bool = False, log=print):
+    """The parameters of fvae's Fashion-MNIST classifier (fvae.analysis.classifier) and a line
+    saying which it is: the shipped weights, or with `retrain` one trained on this config's
+    training images (kept in DATA_DIR/fvae_classifier and trained there once if missing)."""
+    if not retrain:
+        return shipped_classifier(), f"shipped (sha256 {shipped_digest()})"
+    folder = sources.resolve_data_dir(config.data.data_dir or None) / "fvae_classifier"
+    return cached_classifier(folder, lambda: stored_split(config, "train"), log=log), f"retrained in {folder}"
 
 
 def initial_state(config: ml_collections.ConfigDict) -> TrainState:

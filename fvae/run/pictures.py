@@ -13,17 +13,19 @@ from sklearn.manifold import TSNE
 
 from fvae import data, files
 from fvae.analysis import plots
-from fvae.compute.bounds import decode_pixel_means, generate, reconstruct
+from fvae.compute.bounds import decode_pixel_means, reconstruct
+from fvae.compute.decoding import generate
 from fvae.compute.state import TrainState
 from fvae.run import rundir
 from fvae.run.assemble import conditioning_labels, run_keys, sample_labels, samples_title
 
 
 def draw_evaluation_pictures(state: TrainState, config: ml_collections.ConfigDict, splits: data.Splits,
-                             test_codes: np.ndarray, kl: list[float], workdir: Path) -> list[str]:
-    """Writes every picture into `workdir`/eval (test_codes: the test images' codes; kl: the KL
-    per latent dimension); returns their file names in report order."""
-    out, sample_key = workdir / rundir.EVAL_DIR, run_keys(config.seed)["sample"]
+                             test_codes: np.ndarray, kl: list[float], workdir: Path, out: Path) -> list[str]:
+    """Writes every picture into the folder `out` (test_codes: the test images' codes; kl: the KL
+    per latent dimension; the training curves from `workdir`'s history, if it is a run
+    directory); returns their file names in report order."""
+    sample_key = run_keys(config.seed)["sample"]
     names = data.CLASS_NAMES
     test_images, test_labels = splits.test
     written = []

@@ -1,6 +1,7 @@
-"""Evaluation of a trained run into RUN/eval: likelihoods, latent diagnostics, representation
-quality, pictures and a markdown report (the side-effect half of `experiments.evaluate`
-and `experiments.sweep`; the metrics themselves are the pure functions of fvae.compute.bounds)."""
+"""Evaluation of a trained run (or a stored model) into RUN/eval: likelihoods, latent
+diagnostics, representation quality, sample quality, pictures and a markdown report (the
+side-effect half of `experiments.evaluate` and `experiments.sweep`; the metrics themselves are
+the pure functions of fvae.compute.bounds and fvae.analysis)."""
 
 from __future__ import annotations
 
@@ -12,45 +13,36 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from fvae import data, errors, files
-from fvae.analysis import plots
+from fvae import errors, files
 from fvae.analysis.probes import knn_accuracy, linear_probe_accuracy
-from fvae.analysis.sample_scores import class_accuracy, frechet_distance_of_images
-from fvae.compute.bounds import (
-    dataset_codes,
-    evaluate_bound,
-    generate,
-    generate_many,
-    iwae_log_likelihoods,
-    latent_statistics,
-)
-from fvae.errors import ConfigError
+from fvae.compute.bounds import dataset_codes, evaluate_bound, iwae_log_likelihoods, latent_statistics
 from fvae.models.likelihoods import bits_per_dim, build_likelihood
-from fvae.run import rundir
-from fvae.run.assemble import (
-    load_run_state,
-    load_splits,
-    model_inputs,
-    run_keys,
-    sample_labels,
-    sample_quality_classifier,
-    stored_split,
-)
+from fvae.run import generation, rundir, stored
+from fvae.run.assemble import load_splits, model_inputs, run_keys
 from fvae.run.pictures import draw_evaluation_pictures
 
 
-def evaluate_run(workdir: str | Path, iwae_samples: Sequence[int] = (1000,), split: str = "test", limit: int = 0,
-                 overwrite: bool = False, log: Callable[[str], None] = print) -> dict:
-    """Computes every metric and picture of a run into RUN/eval; returns the metrics.
+def evaluate_run(path: str | Path, iwae_samples: Sequence[int] = (1000,), split: str = "test", limit: int = 0,
+                 overwrite: bool = False, *, samplers: Sequence[str] = (), out: str | Path | None = None,
+                 retrain_classifier: bool = False, log: Callable[[str], None] = print) -> dict:
+    """Computes every metric and picture of a run directory or a stored model (`path`) into
+    `out` (default RUN/eval; required for a stored model); returns the metrics.
 
-    The sample-quality classifier is kept in the data directory (trained there once if missing).
+    limit: evaluate the likelihoods on the first N images of the split. The sample-quality
+    scores always compare SCORE_IMAGES samples of the prior and of each of `samplers` with as
+    many test images, in the shipped classifier's features (retrain_classifier: one trained
+    on this machine's data instead), and a sheet shows them side by side.
     """
-    workdir = Path(workdir)
-    out = workdir / rundir.EVAL_DIR
+    path = Path(path)
+    if out is None and stored.is_stored_model(path):
+        raise errors.ConfigError(f"{path} is a stored model: say where its evaluation goes with --out.")
+    out = Path(out) if out is not None else path / rundir.EVAL_DIR
+    generation.check_generators(samplers)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise errors.RunDirError(f"{out} exists; pass --overwrite to replace it.")
-    config, state = load_run_state(workdir)  # Before anything is written: a wrong --workdir creates nothing.
-    out.mkdir(exist_ok=True)
+    config, state = stored.load_trained(path)  # Before anything is written: a wrong path creates nothing.
+    generation.check_generators(samplers, config)
+    out.mkdir(parents=True, exist_ok=True)
     splits = load_splits(config)
     evaluated = {"test": splits.test, "val": splits.val, "train": splits.train}[split]
     if limit:
@@ -87,17 +79,19 @@ def evaluate_run(workdir: str | Path, iwae_samples: Sequence[int] = (1000,), spl
     metrics["seconds_probes"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    metrics.update(sample_quality_metrics(state, config, keys["sample"], limit or splits.test.num_examples,
-                                  log))
+    metrics.update(generation.sample_quality(path, config, state, samplers, retrain_classifier, log))
     metrics["seconds_sample_quality"] = time.perf_counter() - start
-    log(f"Sample quality: Frechet distance {metrics['frechet_distance']:.2f} to {metrics['frechet_distance_images']} "
-        "test images in fvae classifier features" + (f", class-conditional accuracy "
-                                                      f"{metrics['class_conditional_accuracy']:.3f}"
-                                                      if "class_conditional_accuracy" in metrics else ""))
+    for name, scores in {"prior": metrics, **metrics.get("samplers", {})}.items():
+        log(f"Samples of the {name}: Frechet distance {scores['frechet_distance']:.2f}, precision "
+            f"{scores['precision']:.3f}, recall {scores['recall']:.3f} ({scores['sample_images']} against as many "
+            "test images)")
 
-    pictures = draw_evaluation_pictures(state, config, splits, test_codes, metrics["kl_per_dimension"], workdir)
+    pictures = draw_evaluation_pictures(state, config, splits, test_codes, metrics["kl_per_dimension"], path, out)
+    if samplers:
+        generation.comparison_sheet(out / "samplers.png", path, config, state, [generation.PRIOR, *samplers])
+        pictures.append("samplers.png")
     files.write_json(out / "metrics.json", metrics)
-    (out / "report.md").write_text(_report(workdir, metrics, pictures))
+    (out / "report.md").write_text(_report(path, metrics, pictures))
     log(f"ELBO {metrics['elbo_loss']:.2f} nats, active units {metrics['active_units']}/{metrics['latents']}, "
         f"probe {metrics['linear_probe_accuracy']:.3f}, kNN {metrics['knn5_accuracy']:.3f}. "
         f"Report: {out / 'report.md'}")
@@ -143,52 +137,23 @@ def _stderr(values: np.ndarray) -> float:
     return float(np.std(values, ddof=1) / math.sqrt(len(values)))
 
 
-def sample_quality_metrics(state, config, key, num: int, log=print) -> dict:
-    """Frechet distance between `num` prior samples (pixel means) and the first `num` grey
-    test images in the features of fvae's classifier, the classifier's accuracy on those test
-    images, and for conditional models its accuracy on `num` class-conditional samples
-    (labels cycling through the classes). See fvae.analysis.sample_scores."""
-    classifier = sample_quality_classifier(config, log=log)
-    test = stored_split(config, "test").take(num)
-    labels = sample_labels(config, num)
-    samples = generate_many(state, key, num, labels)
-    metrics = {"frechet_distance": frechet_distance_of_images(classifier, samples, test.images),
-               "frechet_distance_images": num,
-               "classifier_test_accuracy": class_accuracy(classifier, test.images, test.labels)}
-    if labels is not None:
-        metrics["class_conditional_accuracy"] = class_accuracy(classifier, samples, labels)
-    return metrics
-
-
 def _report(workdir: Path, metrics: dict, pictures: list[str]) -> str:
-    rows = [(k, v) for k, v in metrics.items() if k != "kl_per_dimension"]
+    rows = [(k, v) for k, v in metrics.items() if k not in ("kl_per_dimension", "samplers")]
     table = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in rows)
     kl = ", ".join(f"{v:.2f}" for v in metrics["kl_per_dimension"])
     figures = "\n\n".join(f"### {name.removesuffix('.png').replace('_', ' ')}\n\n![{name}]({name})"
                           for name in pictures)
     return (f"# Evaluation of {workdir.name}\n\nAll likelihoods in nats per image on the {metrics['split']} split "
             f"({metrics['images']} images); IWAE rows are upper bounds on -log p(x).\n\n| metric | value |\n"
-            f"| --- | --- |\n{table}\n\nKL per latent dimension: {kl}\n\n## Pictures\n\n{figures}\n")
+            f"| --- | --- |\n{table}\n\nKL per latent dimension: {kl}\n\n{_samples_table(metrics)}"
+            f"## Pictures\n\n{figures}\n")
 
 
-def sample_run(workdir: str | Path, label: str | int | None = None, num: int = 64, seed: int = 0) -> Path:
-    """Writes a grid of `num` prior samples (of class `label`) into RUN/samples; returns its path."""
-    if num < 1:
-        raise ConfigError(f"-n must be >= 1, got {num}")
-    workdir = Path(workdir)
-    config = rundir.load_config(workdir)
-    conditional = config.model.conditional
-    if label is not None and not conditional:
-        raise ConfigError(f"{workdir} is not a conditional VAE (model.conditional is False): omit --label, or "
-                         "train one with experiments/configs/conditional.py")
-    index = data.parse_label(label) if label is not None else None
-    _, state = load_run_state(workdir)
-    labels = np.full(num, index, np.int32) if index is not None else sample_labels(config, num)
-    images = np.asarray(generate(state, jax.random.key(seed), num, labels))
-    name = "all_classes" if index is None and conditional else ("prior" if index is None else
-                                                                 data.CLASS_NAMES[index].replace("/", "-"))
-    out = workdir / "samples" / f"{name}_n{num}_seed{seed}.png"
-    out.parent.mkdir(exist_ok=True)
-    title = f"{num} samples of class {data.CLASS_NAMES[index]}" if index is not None else f"{num} prior samples"
-    plots.save_image_grid(out, images, title)
-    return out
+def _samples_table(metrics: dict) -> str:
+    """The prior's and each sampler's sample-quality scores, one row each."""
+    rows = {"prior": metrics, **metrics.get("samplers", {})}
+    lines = "\n".join(f"| {name} | {m['frechet_distance']:.2f} | {m['precision']:.3f} | {m['recall']:.3f} |"
+                      for name, m in rows.items())
+    return (f"## Samples\n\n{metrics['sample_images']} samples of each against as many test images, in the "
+            f"features of the {metrics['classifier']} classifier.\n\n| samples from | Frechet distance | precision "
+            f"| recall |\n| --- | --- | --- | --- |\n{lines}\n\n")

@@ -230,7 +230,7 @@ def find_runs(root: str | Path) -> list[Path]:
 def load_runs(root: str | Path):
     """A pandas DataFrame with one row per run under `root`: name, path, flattened config
     (columns `config.*`), final metrics (test_metrics.json) and evaluation metrics
-    (`eval.*`, from eval/metrics.json) where present."""
+    (`eval.*`, from eval/metrics.json, samplers' as `eval.samplers.<name>.*`) where present."""
     import pandas as pd  # Only for notebooks: keeps pandas out of a training run's imports.
 
     rows = []
@@ -240,7 +240,7 @@ def load_runs(root: str | Path):
         if (run / TEST_METRICS_FILE).is_file():
             row.update(read_json(run / TEST_METRICS_FILE))
         if (run / "eval" / "metrics.json").is_file():
-            row.update({f"eval.{k}": v for k, v in read_json(run / "eval" / "metrics.json").items()
+            row.update({f"eval.{k}": v for k, v in flatten(read_json(run / "eval" / "metrics.json")).items()
                         if not isinstance(v, list)})
         rows.append({k: tuple(v) if isinstance(v, list) else v for k, v in row.items()})
     return pd.DataFrame(rows)

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from fvae import data, files
 from fvae.analysis import plots
 from fvae.compute import placement
-from fvae.compute.bounds import evaluate_bound, generate, reconstruct
+from fvae.compute.bounds import evaluate_bound, reconstruct
+from fvae.compute.decoding import generate
 from fvae.compute.placement import Placement, to_host
 from fvae.compute.state import TrainState
 from fvae.compute.steps import EpochOptions, first_nonfinite_step, train_epoch, train_epoch_stepwise

@@ -1,0 +1,114 @@
+"""Latent samplers fitted after training: densities over a trained VAE's codes to draw from
+instead of its prior (Ghosh et al. 2020; Dai and Wipf 2019), chosen by name from SAMPLERS.
+
+Every sampler has `fit(train, val, seed) -> (params, note)` on codes (N, D), then
+`sample(params, key, num)` and `log_prob(params, z)`; `exact_density` says whether log_prob
+is the density itself or (two-stage VAE) a lower bound. Fitting is deterministic by seed.
+`save_sampler`/`load_sampler` keep a fitted one in a folder with its SHA-256 digests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import serialization
+from scipy.special import logsumexp
+from sklearn.mixture import GaussianMixture as _SklearnMixture
+
+from fvae.analysis.flows import RealNVP, TwoStageVAE
+from fvae.errors import DamagedFileError
+from fvae.files import DIGEST_FILE, read_json, verify_digest, write_bytes, write_digest, write_json
+
+
+class LatentSampler(Protocol):
+    exact_density: bool
+    description: str
+
+    def fit(self, train: np.ndarray, val: np.ndarray, seed: int) -> tuple[dict, dict]: ...
+    def sample(self, params: dict, key: jax.Array, num: int) -> jax.Array: ...
+    def log_prob(self, params: dict, z) -> np.ndarray: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianMixture:
+    """A full-covariance Gaussian mixture fitted by EM (scikit-learn), with as many components
+    (of `components`) as give the validation codes the highest mean log-likelihood."""
+
+    components: tuple[int, ...] = (1, 2, 5, 10, 20, 50)
+    max_iter: int = 300
+    exact_density = True
+    description = "Gaussian mixture"
+
+    def fit(self, train: np.ndarray, val: np.ndarray, seed: int) -> tuple[dict, dict]:
+        train, val = np.asarray(train, np.float64), np.asarray(val, np.float64)
+        scores, best = {}, None
+        for count in self.components:
+            if count > len(train):
+                continue
+            mixture = _SklearnMixture(count, covariance_type="full", max_iter=self.max_iter, random_state=seed,
+                                      reg_covar=1e-6).fit(train)
+            scores[count] = float(mixture.score(val))
+            if best is None or scores[count] > scores[best.n_components]:
+                best = mixture
+        assert best is not None, "no component count fits so few codes"
+        params = {"weights": best.weights_, "means": best.means_, "cholesky": np.linalg.cholesky(best.covariances_)}
+        return params, {"components": best.n_components, "val_log_prob": scores[best.n_components],
+                        "val_log_prob_by_components": {str(k): v for k, v in scores.items()}}
+
+    def log_prob(self, params: dict, z) -> np.ndarray:
+        z = np.asarray(z, np.float64)
+        per_component = []
+        for weight, mean, chol in zip(params["weights"], params["means"], params["cholesky"]):
+            white = np.linalg.solve(chol, (z - mean).T)  # L^-1 (z - m): (D, N)
+            per_component.append(np.log(weight) - 0.5 * np.sum(white ** 2, axis=0) - np.sum(np.log(np.diag(chol)))
+                                 - 0.5 * z.shape[1] * np.log(2 * np.pi))
+        return logsumexp(np.stack(per_component), axis=0)
+
+    def sample(self, params: dict, key: jax.Array, num: int) -> jax.Array:
+        component_key, noise_key = jax.random.split(key)
+        weights, means, chol = (jnp.asarray(params[k], jnp.float32) for k in ("weights", "means", "cholesky"))
+        which = jax.random.categorical(component_key, jnp.log(weights), shape=(num,))
+        noise = jax.random.normal(noise_key, (num, means.shape[1]))
+        return means[which] + jnp.einsum("nij,nj->ni", chol[which], noise)
+
+
+SAMPLERS: dict[str, LatentSampler] = {"gmm": GaussianMixture(), "two_stage_vae": TwoStageVAE(), "realnvp": RealNVP()}
+
+PARAMS_FILE, NOTE_FILE = "params.msgpack", "sampler.json"
+
+
+def save_sampler(folder: Path, name: str, sampler: LatentSampler, params: dict, note: dict) -> None:
+    """Writes a fitted sampler into `folder`: params, a JSON note with its settings, then the
+    SHA-256 digests (last: a folder without them was never finished)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = jax.tree.map(np.asarray, params)
+    write_bytes(folder / PARAMS_FILE, serialization.msgpack_serialize(serialization.to_state_dict(arrays)))
+    write_json(folder / NOTE_FILE, {"sampler": name, "settings": dataclasses.asdict(sampler),  # type: ignore[call-overload]
+                                    **note})
+    write_digest(folder)
+
+
+def load_sampler(folder: Path) -> tuple[LatentSampler, dict, dict]:
+    """(sampler with its saved settings, params, note) saved in `folder`, checked against its digests."""
+    if not (folder / DIGEST_FILE).is_file():
+        raise DamagedFileError(f"{folder} holds no complete fitted sampler (no {DIGEST_FILE}): delete it to "
+                               "fit the sampler again.")
+    verify_digest(folder)
+    note = read_json(folder / NOTE_FILE)
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in note["settings"].items()}
+    sampler = type(SAMPLERS[note["sampler"]])(**settings)  # type: ignore[call-arg]
+    return sampler, serialization.msgpack_restore((folder / PARAMS_FILE).read_bytes()), note
+
+
+def describe_samplers() -> str:
+    """One line per registered sampler, for --help."""
+    return "; ".join(f"{name}: {sampler.description}" for name, sampler in SAMPLERS.items())
+
+
+__all__ = ["SAMPLERS", "GaussianMixture", "LatentSampler", "RealNVP", "TwoStageVAE", "describe_samplers",
+           "load_sampler", "save_sampler"]

@@ -1,0 +1,160 @@
+"""New images from a trained model (a run directory or a stored model): its prior, or a latent
+sampler fitted to its codes after training (fvae.analysis.samplers), scored side by side and
+drawn on one sheet; and the sample grids of experiments.sample.
+
+A sampler is fitted once on one posterior draw of the top latent layer for every training
+image (binarized once, like the evaluation images, where the likelihood binarizes): draws of
+the aggregate posterior q(z) = E_x q(z | x), which is what the decoder was trained to decode
+and what the prior should have matched. Posterior means would be a narrower cloud than the
+one the decoder saw. The validation images' draws choose the mixture's component count and
+the networks' best epoch. The fitted sampler is kept in PATH/samplers/NAME and reloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+
+from fvae import data
+from fvae.analysis import plots
+from fvae.analysis.sample_scores import SCORE_IMAGES, class_accuracy, score_images
+from fvae.analysis.samplers import SAMPLERS, LatentSampler, load_sampler, save_sampler
+from fvae.compute.decoding import decode_top_samples, generate, generate_many, posterior_top_samples
+from fvae.compute.state import TrainState
+from fvae.errors import ConfigError
+from fvae.models.likelihoods import build_likelihood
+from fvae.run import stored
+from fvae.run.assemble import load_splits, run_keys, sample_labels, sample_quality_classifier, stored_split
+
+PRIOR = "prior"
+SAMPLERS_DIR = "samplers"
+CODES = ("one posterior draw of the top latent layer per image (training images binarized once where the "
+         "likelihood binarizes)")
+
+
+def check_generators(names: Sequence[str], config: ml_collections.ConfigDict | None = None) -> None:
+    """Refuses unknown sampler names, and samplers for a conditional model (they ignore labels)."""
+    unknown = [n for n in names if n != PRIOR and n not in SAMPLERS]
+    if unknown:
+        raise ConfigError(f"unknown sampler {', '.join(unknown)}: choose from {', '.join([PRIOR, *SAMPLERS])}")
+    if config is not None and config.model.conditional and any(n != PRIOR for n in names):
+        raise ConfigError("latent samplers draw codes without a label: a conditional VAE samples from its prior only")
+
+
+def fitted_sampler(path: str | Path, config: ml_collections.ConfigDict, state: TrainState, name: str,
+                   log: Callable[[str], None] = print) -> tuple[LatentSampler, dict, dict]:
+    """(sampler, params, note) of sampler `name` for the model at `path`: loaded from
+    PATH/samplers/NAME, or fitted (deterministic by config.seed) and saved there first."""
+    check_generators([name], config)
+    folder = Path(path) / SAMPLERS_DIR / name
+    if folder.exists():
+        return load_sampler(folder)
+    splits, likelihood = load_splits(config), build_likelihood(config.likelihood)
+    key = jax.random.fold_in(run_keys(config.seed)["sample"], 1)
+    train = np.asarray(posterior_top_samples(state, likelihood.evaluation_images(splits.train.images, 3), key))
+    val = np.asarray(posterior_top_samples(state, splits.val.images, jax.random.fold_in(key, 1)))
+    sampler = SAMPLERS[name]
+    log(f"Fitting the {sampler.description} to {len(train)} training codes ({train.shape[1]} latents) ...")
+    start = time.perf_counter()
+    params, note = sampler.fit(train, val, config.seed)
+    note = {**note, "codes": CODES, "training_codes": len(train), "validation_codes": len(val),
+            "seconds_fit": time.perf_counter() - start}
+    partial = folder.with_name(f".{name}.partial")  # Renamed into place: never a half-written sampler.
+    shutil.rmtree(partial, ignore_errors=True)
+    save_sampler(partial, name, sampler, params, note)
+    os.replace(partial, folder)
+    return sampler, params, note
+
+
+def generated_images(path: str | Path, config: ml_collections.ConfigDict, state: TrainState, name: str,
+                     key: jax.Array, num: int, log: Callable[[str], None] = print) -> np.ndarray:
+    """Pixel means (num, 784) of `num` draws from the prior (name "prior": what
+    fvae.compute.generate_many draws with `key`) or from a fitted sampler, decoded 1,000 at a
+    time (chunk i completes the lower layers with fold_in(key, i + 1))."""
+    if name == PRIOR:
+        return np.asarray(generate_many(state, key, num, sample_labels(config, num)))
+    sampler, params, _ = fitted_sampler(path, config, state, name, log)
+    top = sampler.sample(params, jax.random.fold_in(key, 0), num)
+    return np.concatenate([np.asarray(decode_top_samples(state, jax.random.fold_in(key, i + 1), top[s:s + 1000]))
+                           for i, s in enumerate(range(0, num, 1000))])
+
+
+def sample_quality(path: str | Path, config: ml_collections.ConfigDict, state: TrainState,
+                   samplers: Sequence[str] = (), retrain_classifier: bool = False,
+                   log: Callable[[str], None] = print) -> dict:
+    """Frechet distance, precision and recall of the prior's and each sampler's SCORE_IMAGES
+    samples (pixel means) against as many grey test images, in the classifier's features
+    (fvae.analysis.sample_scores); for conditional models also the classifier's accuracy on
+    class-conditional samples. The prior's scores are the top-level keys (flat, beside the
+    other metrics); "samplers" holds the others', with how each was fitted."""
+    check_generators(samplers, config)
+    classifier, which = sample_quality_classifier(config, retrain_classifier, log)
+    test = stored_split(config, "test")
+    num = min(SCORE_IMAGES, test.num_examples)
+    key = run_keys(config.seed)["sample"]
+    prior = generated_images(path, config, state, PRIOR, key, num, log)
+    metrics = {**score_images(classifier, prior, test.images, num), "classifier": which,
+               "classifier_test_accuracy": class_accuracy(classifier, test.images, test.labels)}
+    labels = sample_labels(config, num)
+    if labels is not None:
+        metrics["class_conditional_accuracy"] = class_accuracy(classifier, prior, labels)
+    if samplers:
+        metrics["samplers"] = {}
+    for name in samplers:
+        images = generated_images(path, config, state, name, key, num, log)
+        note = fitted_sampler(path, config, state, name, log)[2]
+        metrics["samplers"][name] = {**score_images(classifier, images, test.images, num),
+                                     "fit": {k: v for k, v in note.items() if k != "codes"}}
+    return metrics
+
+
+def comparison_sheet(out: Path, path: str | Path, config: ml_collections.ConfigDict, state: TrainState,
+                     names: Sequence[str], seed: int = 0, per_row: int = 8, rows: int = 2) -> Path:
+    """One picture of `rows` x `per_row` images from each of `names` (the prior, samplers),
+    every one drawn with the same key, labelled by name."""
+    count = per_row * rows
+    images = [generated_images(path, config, state, name, jax.random.key(seed), count) for name in names]
+    labels = [name if i % per_row == 0 else "" for name in names for i in range(count)]
+    plots.save_image_grid(out, np.concatenate(images), f"{count} samples each, seed {seed}", per_row, labels)
+    return out
+
+
+def sample_grid(path: str | Path, label: str | int | None = None, num: int = 64, seed: int = 0,
+                sampler: str = PRIOR, out_dir: str | Path | None = None) -> Path:
+    """Writes a grid of `num` samples of the model at `path` (a run directory or a stored model)
+    into `out_dir` (default PATH/samples; required for a stored model): of class `label` for a
+    conditional model, from the fitted sampler `sampler` if named. Returns the picture's path;
+    the same arguments give the same picture."""
+    if out_dir is None and stored.is_stored_model(path):
+        raise ConfigError(f"{path} is a stored model: say where the picture goes with --out.")
+    out_dir = Path(out_dir) if out_dir is not None else Path(path) / "samples"
+    check_generators([sampler])
+    config, state = stored.load_trained(path)
+    conditional = config.model.conditional
+    if label is not None and not conditional:
+        raise ConfigError(f"{path} is not a conditional VAE (model.conditional is False): omit --label, or "
+                          "train one with experiments/configs/conditional.py")
+    check_generators([sampler], config)
+    index = data.parse_label(label) if label is not None else None
+    key = jax.random.key(seed)
+    if sampler != PRIOR:
+        images = generated_images(path, config, state, sampler, key, num)
+        name, title = f"{sampler}_n{num}_seed{seed}", f"{num} samples of the {SAMPLERS[sampler].description}"
+    else:
+        labels = np.full(num, index, np.int32) if index is not None else sample_labels(config, num)
+        images = np.asarray(generate(state, key, num, labels))
+        stem = "all_classes" if index is None and conditional else (
+            "prior" if index is None else data.CLASS_NAMES[index].replace("/", "-"))
+        name = f"{stem}_n{num}_seed{seed}"
+        title = f"{num} samples of class {data.CLASS_NAMES[index]}" if index is not None else f"{num} prior samples"
+    out = out_dir / f"{name}.png"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots.save_image_grid(out, images, title)
+    return out

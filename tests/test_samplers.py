@@ -1,0 +1,96 @@
+"""Latent samplers: a contract over every registered one (deterministic by seed, a normalized
+density or a bound below it, samples like the data, saved and reloaded exactly), the Gaussian
+mixture against scikit-learn, and the hierarchical model's decoding through p(z1 | z2)."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+from sklearn.mixture import GaussianMixture as SklearnMixture
+
+from fvae.analysis.samplers import SAMPLERS, GaussianMixture, load_sampler, save_sampler
+from fvae.errors import DamagedFileError
+from tests.helpers import params_equal
+
+CENTRES = np.array([[-3.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
+
+
+def three_clusters(n, seed):
+    rng = np.random.default_rng(seed)
+    return CENTRES[rng.integers(0, 3, n)] + 0.5 * rng.normal(size=(n, 2))
+
+
+def small(sampler):
+    """A registered sampler at settings that fit in seconds (whichever of these fields it has)."""
+    fields = {f.name for f in dataclasses.fields(sampler)}
+    shrink = {"epochs": 60, "hidden": (32, 32), "layers": 4, "components": (1, 3, 5), "batch_size": 100}
+    return dataclasses.replace(sampler, **{k: v for k, v in shrink.items() if k in fields})
+
+
+@pytest.fixture(scope="module", params=sorted(SAMPLERS))
+def fitted(request):
+    sampler = small(SAMPLERS[request.param])
+    train, val = three_clusters(3000, 0), three_clusters(1000, 1)
+    params, note = sampler.fit(train, val, seed=0)
+    return request.param, sampler, params, note, train
+
+
+@pytest.mark.slow  # Fits each sampler (about 40 s for the three).
+def test_fitting_is_deterministic_by_seed(fitted):
+    name, sampler, params, note, train = fitted
+    again, again_note = sampler.fit(train, three_clusters(1000, 1), seed=0)
+    assert params_equal(params, again) and note == again_note
+
+
+@pytest.mark.slow  # Fits each sampler (about 40 s for the three).
+def test_log_prob_is_a_normalized_density_or_a_bound_below_one(fitted):
+    """The integral of exp(log_prob) over a fine grid covering the data: 1 for an exact
+    density, at most 1 (up to the grid's error) for a lower bound."""
+    name, sampler, params, _, _ = fitted
+    x, y = np.meshgrid(np.linspace(-9, 9, 181), np.linspace(-7, 11, 181))
+    grid = np.stack([x, y], -1).reshape(-1, 2)
+    integral = np.exp(sampler.log_prob(params, grid)).sum() * 0.1 * 0.1
+    if sampler.exact_density:
+        assert integral == pytest.approx(1, abs=0.01)
+    else:
+        assert 0.5 < integral < 1.01
+
+
+@pytest.mark.slow  # Fits each sampler (about 40 s for the three).
+def test_samples_look_like_the_data(fitted):
+    """Each cluster gets about its third of the samples, and the fitted density is far higher at
+    the data than between the clusters."""
+    name, sampler, params, _, train = fitted
+    samples = np.asarray(sampler.sample(params, jax.random.key(1), 3000))
+    nearest = np.argmin(np.linalg.norm(samples[:, None] - CENTRES[None], axis=-1), axis=1)
+    assert np.allclose(np.bincount(nearest, minlength=3) / 3000, 1 / 3, atol=0.06)
+    # The data's median distance to its centre is 0.59; one Gaussian over all three gives about 2.5.
+    assert np.median(np.min(np.linalg.norm(samples[:, None] - CENTRES[None], axis=-1), axis=1)) < 1.5
+    at_data, between = sampler.log_prob(params, CENTRES), sampler.log_prob(params, np.array([[0.0, -4.0]]))
+    assert np.all(at_data > between + 3)
+
+
+@pytest.mark.slow  # Fits each sampler (about 40 s for the three).
+def test_a_saved_sampler_reloads_to_the_same_samples_and_densities(fitted, tmp_path):
+    name, sampler, params, note, _ = fitted
+    save_sampler(tmp_path / name, name, sampler, params, note)
+    loaded, loaded_params, loaded_note = load_sampler(tmp_path / name)
+    assert loaded == sampler and loaded_note["sampler"] == name
+    key, z = jax.random.key(2), three_clusters(50, 3)
+    drawn = np.asarray(loaded.sample(loaded_params, key, 100))
+    assert np.array_equal(drawn, np.asarray(sampler.sample(params, key, 100)))
+    assert np.allclose(loaded.log_prob(loaded_params, z), sampler.log_prob(params, z), rtol=1e-6)
+    (tmp_path / name / "params.msgpack").write_bytes(b"edited")
+    with pytest.raises(DamagedFileError, match="differ from their recorded SHA-256"):
+        load_sampler(tmp_path / name)
+
+
+def test_the_mixture_chooses_its_components_on_validation_codes_and_matches_sklearn():
+    train, val = three_clusters(3000, 0), three_clusters(1000, 1)
+    mixture = GaussianMixture(components=(1, 2, 3))
+    params, note = mixture.fit(train, val, seed=0)
+    assert note["components"] == 3 and len(params["weights"]) == 3
+    assert note["val_log_prob_by_components"]["3"] > note["val_log_prob_by_components"]["2"]
+    reference = SklearnMixture(3, covariance_type="full", random_state=0, reg_covar=1e-6, max_iter=300).fit(train)
+    assert np.allclose(mixture.log_prob(params, val), reference.score_samples(val), rtol=1e-10)
