@@ -81,6 +81,10 @@ def generated_images(path: str | Path, config: ml_collections.ConfigDict, state:
     if name == PRIOR:
         return np.asarray(generate_many(state, key, num, sample_labels(config, num)))
     sampler, params, _ = fitted_sampler(path, config, state, name, log)
+    return _sampler_images(state, sampler, params, key, num)
+
+
+def _sampler_images(state: TrainState, sampler: LatentSampler, params: dict, key: jax.Array, num: int) -> np.ndarray:
     top = sampler.sample(params, jax.random.fold_in(key, 0), num)
     return np.concatenate([np.asarray(decode_top_samples(state, jax.random.fold_in(key, i + 1), top[s:s + 1000]))
                            for i, s in enumerate(range(0, num, 1000))])
@@ -108,8 +112,8 @@ def sample_quality(path: str | Path, config: ml_collections.ConfigDict, state: T
     if samplers:
         metrics["samplers"] = {}
     for name in samplers:
-        images = generated_images(path, config, state, name, key, num, log)
-        note = fitted_sampler(path, config, state, name, log)[2]
+        sampler, params, note = fitted_sampler(path, config, state, name, log)
+        images = _sampler_images(state, sampler, params, key, num)
         metrics["samplers"][name] = {**score_images(classifier, images, test.images, num),
                                      "fit": {k: v for k, v in note.items() if k != "codes"}}
     return metrics
@@ -132,9 +136,7 @@ def sample_grid(path: str | Path, label: str | int | None = None, num: int = 64,
     into `out_dir` (default PATH/samples; required for a stored model): of class `label` for a
     conditional model, from the fitted sampler `sampler` if named. Returns the picture's path;
     the same arguments give the same picture."""
-    if out_dir is None and stored.is_stored_model(path):
-        raise ConfigError(f"{path} is a stored model: say where the picture goes with --out.")
-    out_dir = Path(out_dir) if out_dir is not None else Path(path) / "samples"
+    out_dir = stored.output_folder(path, out_dir, "samples")
     check_generators([sampler])
     config, state = stored.load_trained(path)
     conditional = config.model.conditional

@@ -34,9 +34,7 @@ def evaluate_run(path: str | Path, iwae_samples: Sequence[int] = (1000,), split:
     on this machine's data instead), and a sheet shows them side by side.
     """
     path = Path(path)
-    if out is None and stored.is_stored_model(path):
-        raise errors.ConfigError(f"{path} is a stored model: say where its evaluation goes with --out.")
-    out = Path(out) if out is not None else path / rundir.EVAL_DIR
+    out = stored.output_folder(path, out, rundir.EVAL_DIR)
     generation.check_generators(samplers)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise errors.RunDirError(f"{out} exists; pass --overwrite to replace it.")

@@ -23,7 +23,7 @@ from flax import serialization
 
 from fvae.compute.bounds import evaluate_bound
 from fvae.compute.state import TrainState
-from fvae.errors import DamagedFileError, RunDirError
+from fvae.errors import ConfigError, DamagedFileError, RunDirError
 from fvae.files import DIGEST_FILE, read_json, verify_digest, write_bytes, write_digest, write_json
 from fvae.models import VAE, build_model
 from fvae.run import rundir
@@ -39,6 +39,16 @@ REFERENCE_COUNT = 100
 def is_stored_model(path: str | Path) -> bool:
     """Whether `path` is a stored model's folder (rather than a run directory)."""
     return (Path(path) / PARAMS_FILE).is_file()
+
+
+def output_folder(path: str | Path, out: str | Path | None, default: str) -> Path:
+    """Where a command writes what it makes of the model at `path`: `out`, else PATH/`default`
+    for a run directory; a stored model (written once) needs `out`."""
+    if out is not None:
+        return Path(out)
+    if is_stored_model(path):
+        raise ConfigError(f"{path} is a stored model: say where the output goes with --out.")
+    return Path(path) / default
 
 
 def reference_loss(state: TrainState, images: np.ndarray) -> float:
