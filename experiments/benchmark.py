@@ -9,6 +9,10 @@ evaluation images/s; the model's training FLOPs per image (XLA's cost analysis o
 train step); achieved FLOP/s as a fraction of the best float32 matmul measured here; and,
 to say what bounds it, the FLOP/s of the step's matmuls timed alone at the model's shapes.
 Synthetic uint8 images of the real shape are used, so no dataset is needed.
+With --peers PYTHON (the Python of an environment made from benchmarks/peers/requirements.txt),
+it also trains the same models written in PyTorch (eager) and Keras 3 on JAX
+(benchmarks/peers/), one after another in the same run, on the same synthetic data and
+epochs, and reports fvae's fast-path images/s over the best peer's.
 It writes benchmark.json and benchmark.md into --out.
 """
 
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import json
 import platform
+import subprocess
 import time
 from pathlib import Path
 
@@ -31,6 +36,7 @@ from fvae import compute  # noqa: E402
 from fvae.compute.bounds import IWAE_IMAGES_PER_CALL, evaluate_bound, iwae_chunk, iwae_log_likelihoods  # noqa: E402
 from fvae.models import architecture, build_model  # noqa: E402
 from fvae.run.assemble import learning_rate  # noqa: E402
+from fvae.run.versions import cpu_model  # noqa: E402
 
 cli.define_config("default", "Only its --config.KEY=VALUE overrides are read here: they apply to every "
                   "config of --configs.")
@@ -44,7 +50,15 @@ flags.DEFINE_integer("matmul_size", 2048, "Side of the square float32 matmul for
 flags.DEFINE_integer("iwae_samples", 0, "> 0: also time IWAE evaluation with this many samples per image "
                      "(as experiments.evaluate computes it), e.g. 5000.", lower_bound=0)
 flags.DEFINE_integer("iwae_images", 500, "Binary test images (synthetic) for the IWAE timing.", lower_bound=1)
+flags.DEFINE_string("peers", "", "The Python of the peers' environment (benchmarks/peers/requirements.txt): "
+                    "also train the PyTorch and Keras twins of the configs that have them.")
 FLAGS = flags.FLAGS
+
+# The peer scripts (benchmarks/peers/) and the configs each has a twin of. Keras's conv layers
+# run as XLA convolutions (minutes per epoch on a CPU): run keras_vae.py by hand for those.
+PEERS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "peers"
+PEERS = {"pytorch_eager": ("torch_vae.py", ("mlp500", "conv_chollet", "conv_2d")),
+         "keras_jax": ("keras_vae.py", ("mlp500",))}
 
 
 def _best_time(fn, repeats: int) -> float:
@@ -180,15 +194,31 @@ def benchmark_iwae(name: str, num_samples: int, num_images: int) -> dict:
             "flops_per_image": float(cost["flops"]) * (num_samples // chunk) / IWAE_IMAGES_PER_CALL}
 
 
+def benchmark_peer(python: str, peer: str, name: str, num_images: int, epochs: int, batch_size: int) -> dict:
+    """One peer's training images/s for config `name` (its script run to completion in a subprocess)."""
+    script = PEERS_DIR / PEERS[peer][0]
+    command = [python, str(script), "--model", name, "--epochs", str(epochs), "--train_images", str(num_images),
+               "--batch_size", str(batch_size), "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"error: the peer {script.name} --model {name} failed: {done.stderr.strip()[-500:]} "
+                         "... check --peers names a Python with benchmarks/peers/requirements.txt installed")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv):
     del argv
+    if FLAGS.peers and not Path(FLAGS.peers).is_file():
+        raise SystemExit(f"error: --peers {FLAGS.peers} is not a file ... give the Python of an environment made "
+                         "from benchmarks/peers/requirements.txt, e.g. .venv-peers/bin/python")
     out = Path(FLAGS.out)
     out.mkdir(parents=True, exist_ok=True)  # Before any work: --out naming a file fails at once.
     peak = matmul_peak(FLAGS.matmul_size)
     report = {"backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind),
               "devices": jax.device_count(), "machine": platform.machine(),
               "date": time.strftime("%Y-%m-%d"), "jax": jax.__version__,
-              "matmul_size": FLAGS.matmul_size, "matmul_peak_gflops": peak / 1e9, "results": [], "iwae": []}
+              "matmul_size": FLAGS.matmul_size, "matmul_peak_gflops": peak / 1e9, "cpu": cpu_model(),
+              "results": [], "iwae": [], "peers": []}
 
     def record(table: str, result: dict) -> None:
         """Adds one result and rewrites both reports, so a run cut short keeps what it measured."""
@@ -201,6 +231,12 @@ def main(argv):
         result = benchmark_config(name, FLAGS.train_images, FLAGS.epochs)
         result["fraction_of_peak"] = result["flops_per_image"] * result["fast_images_per_second"] / peak
         record("results", result)
+        for peer, (_, twins) in PEERS.items() if FLAGS.peers else ():
+            if name in twins:
+                measured = benchmark_peer(FLAGS.peers, peer, name, FLAGS.train_images, FLAGS.epochs,
+                                          result["batch_size"])
+                record("peers", {**measured, "config": result["config"],
+                                 "fvae_images_per_second": result["fast_images_per_second"]})
     for name in FLAGS.configs if FLAGS.iwae_samples else ():
         result = benchmark_iwae(name, FLAGS.iwae_samples, FLAGS.iwae_images)
         result["fraction_of_peak"] = result["flops_per_image"] * result["images_per_second"] / peak

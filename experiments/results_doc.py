@@ -129,8 +129,8 @@ def _stored_tables(section: dict, index: dict) -> str:
             extra = f" ({scores['fit']['components']} components)" if "components" in scores.get("fit", {}) else ""
             sample_rows.append([f"`{config}`", name + extra, f"{scores['frechet_distance']:.1f}", f"{ratio:.2f}",
                                 f"{scores['precision']:.3f}", f"{scores['recall']:.3f}"])
-    likelihoods = _table(["stored model", "trained on", "step", "test -log p(x), K=5000", "test neg. ELBO",
-                          "headline row (its CPU)"], rows)
+    likelihoods = _table(["stored model", "trained and evaluated on", "step", "test -log p(x), K=5000",
+                          "test neg. ELBO", "headline row (its CPU)"], rows)
     samples = _table(["stored model", "samples from", "Frechet distance", "/ prior's", "precision", "recall"],
                      sample_rows)
     return f"{likelihoods}\n\n{section['samplers_setting']}\n\n{samples}"
@@ -169,7 +169,8 @@ def results_doc(index: dict) -> str:
              _section(c["title"], c["setting"], _source({**c, "date": c["runs"][0]["date"]}) + ". Files: "
                       + ", ".join(f"`{r['metrics']}`, `{r['training']}`" for r in c["runs"]), _conv_table(c))]
     s = index["stored"]
-    parts.append(_section(s["title"], s["setting"], f"Measured {s['date']} ({s['software']}). Files: "
+    stored_dates = ", ".join(f"`{r['config']}` {r['date']}" for r in s["runs"])
+    parts.append(_section(s["title"], s["setting"], f"Measured {stored_dates} ({s['software']}). Files: "
                           + ", ".join(f"`{r['metrics']}`" for r in s["runs"]) + f"; command: `{s['command']}`",
                           _stored_tables(s, index)))
     for key, make in (("iwae_k", _iwae_k_table), ("sample_quality", _sample_quality_table),
@@ -192,7 +193,8 @@ def benchmark_markdown(report: dict) -> str:
     peak = report["matmul_peak_gflops"]
     lines = [
         f"Backend {report['backend']} ({report['device']}), {report['date']}, jax {report['jax']}, "
-        f"matmul peak {peak:.0f} GFLOP/s ({report.get('matmul_size', 2048)}^3 float32).",
+        f"matmul peak {peak:.0f} GFLOP/s ({report.get('matmul_size', 2048)}^3 float32)"
+        + (f", CPU {report['cpu']}." if report.get("cpu") else "."),
         "",
         "| config | batch | compile s | MFLOP/img | fast img/s | fast s/epoch | % of peak | "
         "matmuls at model shapes, % of peak | per-step img/s | per-step s/epoch | eval img/s |",
@@ -213,7 +215,26 @@ def benchmark_markdown(report: dict) -> str:
             lines.append(f"| {r['config']} | {r['iwae_samples']} | {r['images']:,} | {r['images_per_second']:,.1f} | "
                          f"{1000 / r['images_per_second']:.2f} | {r['flops_per_image'] / 1e9:.2f} | "
                          f"{100 * r['fraction_of_peak']:.0f}% |")
+    if report.get("peers"):
+        lines += ["", "The same models in PyTorch (eager) and Keras 3 on JAX (benchmarks/peers/), trained in "
+                  "the same run on the same data and epochs:", "", _peers_table(report["peers"])]
     return "\n".join(lines) + "\n"
+
+
+def _peers_table(peers: list[dict]) -> str:
+    """fvae's training images/s beside each peer's, and over the best peer's, one row per config."""
+    names = {"pytorch_eager": "PyTorch eager", "keras_jax": "Keras 3 + JAX"}
+    rows: dict[str, dict] = {}
+    for p in peers:
+        rows.setdefault(p["config"], {"fvae": p["fvae_images_per_second"]})[p["peer"]] = p
+    lines = ["| config | fvae img/s | " + " | ".join(f"{v} img/s" for v in names.values()) + " | fvae / best peer |",
+             "| --- | --- | " + " | ".join("---" for _ in names) + " | --- |"]
+    for config, row in rows.items():
+        cells = [f"{row[p]['images_per_second']:,.0f}" if p in row else "" for p in names]
+        best = max(row[p]["images_per_second"] for p in names if p in row)
+        lines.append(f"| {config} | {row['fvae']:,.0f} | {' | '.join(cells)} | {row['fvae'] / best:.2f} |")
+    versions = sorted({f"PyTorch {p['torch']}" if "torch" in p else f"Keras {p['keras']}" for p in peers})
+    return "\n".join(lines) + f"\n\nPeers: {', '.join(versions)}."
 
 
 def with_benchmark_tables(doc: str) -> str:

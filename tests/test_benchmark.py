@@ -10,10 +10,23 @@ from tests.conftest import REPO
 
 @pytest.mark.slow
 def test_benchmark_writes_its_report_and_counts_flops_right(tmp_path):
-    """Runs the benchmark on tiny sizes: checks what it writes, never how fast it was."""
+    """Runs the benchmark on tiny sizes: checks what it writes, never how fast it was. The peers'
+    Python is a stand-in that answers as the peer scripts do (the real ones need torch and keras,
+    outside fvae's environment), to check how their figures are asked for and reported."""
+    fake_python = tmp_path / "peer_python"
+    fake_python.write_text(
+        f"#!{sys.executable}\n"
+        "import json, sys\n"
+        "script, args = sys.argv[1], dict(zip(sys.argv[2::2], sys.argv[3::2]))\n"
+        "torch = script.endswith('torch_vae.py')\n"
+        "print(json.dumps({'peer': 'pytorch_eager' if torch else 'keras_jax', 'model': args['--model'],\n"
+        "                  'images': int(args['--train_images']), 'images_per_second': 400 if torch else 300,\n"
+        "                  'torch' if torch else 'keras': 'x'}))\n")
+    fake_python.chmod(0o755)
     result = subprocess.run(
         [sys.executable, "-m", "experiments.benchmark", "--configs=mlp500,conv_2d", "--train_images=1024", "--epochs=1",
-         "--matmul_size=256", "--iwae_samples=20", "--iwae_images=100", f"--out={tmp_path}"],
+         "--matmul_size=256", "--iwae_samples=20", "--iwae_images=100", f"--out={tmp_path}",
+         f"--peers={fake_python}"],
         cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "benchmark.json").read_text())
@@ -36,6 +49,14 @@ def test_benchmark_writes_its_report_and_counts_flops_right(tmp_path):
     assert iwae["mlp500"]["flops_per_image"] == pytest.approx(20 * decoder + encoder, rel=0.1)
     assert iwae["mlp500"]["images"] == 100 and iwae["mlp500"]["images_per_second"] > 0
     assert "| mlp500 | 20 | 100 |" in table
+    # Peers: both for mlp500, PyTorch only for conv_2d, each asked for the same model and images.
+    peers = [(p["config"], p["peer"], p["model"], p["images"]) for p in report["peers"]]
+    assert peers == [("mlp500", "pytorch_eager", "mlp500", 1024), ("mlp500", "keras_jax", "mlp500", 1024),
+                     ("conv_2d", "pytorch_eager", "conv_2d", 1024)]
+    assert report["peers"][0]["fvae_images_per_second"] == row["fast_images_per_second"]
+    fast = row["fast_images_per_second"]
+    assert f"| mlp500 | {fast:,.0f} | 400 | 300 | {fast / 400:.2f} |" in table
+    assert f"| conv_2d | {conv_row['fast_images_per_second']:,.0f} | 400 |  | " in table
 
 
 @pytest.mark.slow

@@ -34,6 +34,29 @@ def test_gated_layers_multiply_linear_values_by_sigmoid_gates():
     np.testing.assert_allclose(encoder.apply({"params": params}, x)[0], mean, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("gated", [False, True])
+def test_an_encoder_given_k_conditions_per_image_computes_the_images_share_once(gated):
+    """q(z2 | z1, x) with K samples of z1 per image (a hierarchical VAE's IWAE): the same
+    parameters and outputs as x tiled K times beside them, with K - 1 fewer products of x."""
+    k, b, width = 8, 5, 16
+    encoder = Encoder(hidden=(width, 8), latents=3, gated=gated)
+    x = jax.random.uniform(jax.random.key(0), (b, 784))
+    below = jax.random.normal(jax.random.key(1), (k * b, 2))  # Sample-major, as z1.reshape(K * B, D).
+    variables = encoder.init(jax.random.key(2), x, below)
+    assert jax.tree.all(jax.tree.map(lambda a, c: bool((a == c).all()), variables,
+                                     encoder.init(jax.random.key(2), x, below[:b])))  # Same parameters.
+    for once, tiled in zip(encoder.apply(variables, x, below), encoder.apply(variables, jnp.tile(x, (k, 1)), below)):
+        np.testing.assert_allclose(once, tiled, rtol=1e-5, atol=1e-6)
+
+    def flops(images):
+        cost = jax.jit(encoder.apply).lower(variables, images, below).compile().cost_analysis()
+        return float((cost[0] if isinstance(cost, list) else cost)["flops"])
+
+    outputs = 2 * width if gated else width
+    saved = flops(jnp.tile(x, (k, 1))) - flops(x)
+    assert saved == pytest.approx(2 * (k - 1) * b * 784 * outputs, rel=0.05)
+
+
 @pytest.mark.slow
 def test_gated_configs_build_gated_models_whose_dense_layers_the_benchmark_counts():
     from fvae.models.architectures import ARCHITECTURES

@@ -83,7 +83,7 @@ class HierarchicalVAE(VAE):
         below = z1.reshape(k * b, -1)
         upper, log_posterior = [], log_normal_diag(z1, mean1, logvar1)
         for layer, encoder in enumerate([*self.middle_encoders, self.top_encoder], start=2):
-            mean, logvar = encoder(x_tiled, below)
+            mean, logvar = encoder(x, below)  # x's share of its first layer once per image (mlp.Encoder)
             below = reparameterize(jax.random.fold_in(key, layer), mean, logvar)  # (K * B, Dl)
             upper.append(below.reshape(k, b, -1))
             log_posterior = log_posterior + log_normal_diag(below, mean, logvar).reshape(k, b)
