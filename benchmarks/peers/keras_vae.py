@@ -10,8 +10,6 @@ epochs (after one warm-up epoch that compiles); --json prints one JSON line inst
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import time
@@ -20,6 +18,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from common import arguments, report, synthetic_images  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
 
@@ -87,7 +86,7 @@ class EpochTimer(keras.callbacks.Callback):
 
 def train(name: str, epochs: int, train_images: int, batch_size: int) -> dict:
     keras.utils.set_random_seed(0)
-    images = np.random.default_rng(0).integers(0, 256, (train_images, 784), dtype=np.uint8).astype(np.float32) / 255
+    images = synthetic_images(train_images).astype(np.float32) / 255
     images = images[:train_images // batch_size * batch_size]  # Whole batches only, as fvae and torch_vae.py.
     model = build(name)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=reconstruction_loss)
@@ -102,19 +101,10 @@ def train(name: str, epochs: int, train_images: int, batch_size: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", choices=MODELS, default="mlp500")
-    parser.add_argument("--epochs", type=int, default=3, help="Timed epochs (after one warm-up epoch).")
-    parser.add_argument("--train_images", type=int, default=55_000)
-    parser.add_argument("--batch_size", type=int, default=128)
-    parser.add_argument("--json", action="store_true", help="Print one JSON line.")
-    args = parser.parse_args()
-    if args.epochs < 1 or args.train_images < args.batch_size or args.batch_size < 1:
-        parser.exit(2, "error: need --epochs >= 1 and --train_images >= --batch_size >= 1\n")
+    args = arguments(__doc__.split("\n")[0], MODELS, "mlp500")
     result = train(args.model, args.epochs, args.train_images, args.batch_size)
-    print(json.dumps(result) if args.json else
-          f"{args.model}: {result['images_per_second']:,.0f} images/s (Keras {result['keras']} on "
-          f"{result['backend']})")
+    report(result, args.json, f"{args.model}: {result['images_per_second']:,.0f} images/s "
+           f"(Keras {result['keras']} on {result['backend']})")
 
 
 if __name__ == "__main__":

@@ -16,13 +16,11 @@ epochs (all their images over all their seconds). --json prints one JSON line in
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import time
 
-import numpy as np
 import torch
+from common import arguments, report, synthetic_images
 from torch import nn
 from torch.nn import functional as F
 
@@ -82,7 +80,7 @@ def negative_elbo(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def train(name: str, epochs: int, train_images: int, batch_size: int) -> dict:
     torch.manual_seed(0)
-    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (train_images, 784), dtype=np.uint8))
+    images = torch.from_numpy(synthetic_images(train_images))
     model = MODELS[name]()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     steps = train_images // batch_size
@@ -105,19 +103,10 @@ def train(name: str, epochs: int, train_images: int, batch_size: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", choices=sorted(MODELS), default="conv_chollet")
-    parser.add_argument("--epochs", type=int, default=3, help="Timed epochs (after one warm-up epoch).")
-    parser.add_argument("--train_images", type=int, default=55_000)
-    parser.add_argument("--batch_size", type=int, default=128)
-    parser.add_argument("--json", action="store_true", help="Print one JSON line.")
-    args = parser.parse_args()
-    if args.epochs < 1 or args.train_images < args.batch_size or args.batch_size < 1:
-        parser.exit(2, "error: need --epochs >= 1 and --train_images >= --batch_size >= 1\n")
+    args = arguments(__doc__.split("\n")[0], MODELS, "conv_chollet")
     result = train(args.model, args.epochs, args.train_images, args.batch_size)
-    print(json.dumps(result) if args.json else
-          f"{args.model}: {result['images_per_second']:,.0f} images/s (PyTorch {result['torch']} eager, "
-          f"{result['threads']} threads)")
+    report(result, args.json, f"{args.model}: {result['images_per_second']:,.0f} images/s "
+           f"(PyTorch {result['torch']} eager, {result['threads']} threads)")
 
 
 if __name__ == "__main__":
