@@ -159,8 +159,12 @@ def results_doc(index: dict) -> str:
     dates = ", ".join(f"`{r['config']}` {r['date']}" for r in h["runs"])
     parts = ["# Results\n\nWritten by `python -m experiments.results_doc` from the files in `results/` "
              "(`results/index.json` says when, where and how each was measured); do not edit by hand. Results are "
-             "bit-identical for the same config and seed on the same CPU type and jax build, and differ slightly on "
-             "another CPU type (every run records its CPU in `versions.json`).\n",
+             "bit-identical for the same config and seed on the same CPU type, jax build and fvae code, and differ "
+             "slightly on another CPU type (every run records its CPU in `versions.json`). The rows here were "
+             "trained before the Bernoulli log-likelihood took its one-softplus form (2026-12-06, "
+             "docs/performance.md), which changes training's rounding: retraining one now is "
+             "no longer bit-identical to it. Evaluating a stored model (below) now moves its estimates by "
+             "float32 rounding only (docs/performance.md).\n",
              _section(h["title"], h["setting"], f"Measured on {h['cpu']} ({h['software']}): {dates}. Files: "
                       + ", ".join(f"`{r['metrics']}`" for r in h["runs"]), headline_table(index),
                       "\n\nReproduce a row:\n\n```bash\n" + "\n".join(h["commands"]) + "\n```\n"),

@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fvae.compute import bounds
 from fvae.compute.bounds import (
     active_units,
     dataset_codes,
@@ -91,6 +92,15 @@ def test_iwae_with_one_sample_is_the_single_sample_elbo():
     log_pz = np.sum(-0.5 * z**2 - 0.5 * np.log(2 * np.pi), axis=1)
     log_qz = np.sum(-0.5 * eps**2 - 0.5 * logvar - 0.5 * np.log(2 * np.pi), axis=1)
     np.testing.assert_allclose(got, log_px + log_pz - log_qz, rtol=1e-5)
+
+
+def test_the_iwae_compiled_with_the_cpus_options_agrees_with_a_plain_jit():
+    """_CPU_IWAE_OPTIONS (XNNPACK kept to the matrix products) may change the summation order only."""
+    state, images, key = new_state(), jnp.asarray(fake_images(6)), jax.random.key(3)
+    plain = jax.jit(bounds._batch_log_likelihoods, static_argnames=("num_samples", "sample_chunk"))
+    tuned = bounds._compiled_batch_log_likelihoods("cpu")
+    np.testing.assert_allclose(tuned(state, images, None, key, 50, 10), plain(state, images, None, key, 50, 10),
+                               rtol=1e-5)
 
 
 def test_iwae_bound_does_not_decrease_with_k_on_average():

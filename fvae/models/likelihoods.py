@@ -64,8 +64,9 @@ def _sum_pixels(values: jax.Array) -> jax.Array:
 
 
 def _bernoulli_terms(logits: jax.Array, x: jax.Array) -> jax.Array:
-    """x log sigmoid(l) + (1 - x) log sigmoid(-l) per pixel, stable for any logit."""
-    return x * jax.nn.log_sigmoid(logits) + (1.0 - x) * jax.nn.log_sigmoid(-logits)
+    """x log sigmoid(l) + (1 - x) log sigmoid(-l) = x l - softplus(l) per pixel, stable for any
+    logit: one softplus, not two (docs/performance.md)."""
+    return x * logits - jax.nn.softplus(logits)
 
 
 @dataclasses.dataclass(frozen=True)
