@@ -48,6 +48,23 @@ def bound_slack(state: compute.TrainState, images, labels, num_samples: int, sig
     return sigmas * float(np.std(difference, ddof=1)) / np.sqrt(len(difference))
 
 
+def assert_same_training(a, b, learning_rate: float, steps: int) -> None:
+    """Asserts that two runs of the same training differ by summation order only.
+
+    Adam divides each update by the gradient's own scale, so where a gradient is near zero a
+    different summation order can change that one weight's update by up to Adam's largest step,
+    (1 - b1) / sqrt(1 - b2) ~ 3.2 learning rates: a tight bound on every weight would fail by
+    chance. A real difference (a gradient not averaged over all images, another batch order)
+    moves most weights instead.
+    """
+    diffs = np.concatenate([np.abs(np.asarray(x) - np.asarray(y)).ravel()
+                            for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)])
+    assert np.isfinite(diffs).all(), "a weight is not finite"
+    largest = 3.2 * learning_rate * steps
+    assert diffs.max() <= largest, f"a weight moved by {diffs.max():.3g}, more than Adam can in {steps} steps"
+    assert np.mean(diffs > 1e-5) < 1e-4, f"{np.mean(diffs > 1e-5):.2%} of the weights differ by more than 1e-5"
+
+
 def params_equal(a, b) -> bool:
     return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(jnp.array_equal(x, y)), a, b)))
 
