@@ -49,6 +49,8 @@ flags.DEFINE_integer("batch_size", 0, "Override every config's batch size (0: ke
 flags.DEFINE_integer("matmul_size", 2048, "Side of the square float32 matmul for the peak.", lower_bound=1)
 flags.DEFINE_integer("iwae_samples", 0, "> 0: also time IWAE evaluation with this many samples per image "
                      "(as experiments.evaluate computes it), e.g. 5000.", lower_bound=0)
+flags.DEFINE_list("iwae_configs", [], "Configs whose IWAE to time (default: those of --configs), e.g. the "
+                  "flat and hierarchical likelihood models beside the conv models' training.")
 flags.DEFINE_integer("iwae_images", 500, "Binary test images (synthetic) for the IWAE timing.", lower_bound=1)
 flags.DEFINE_string("peers", "", "The Python of the peers' environment (benchmarks/peers/requirements.txt): "
                     "also train the PyTorch and Keras twins of the configs that have them.")
@@ -237,7 +239,7 @@ def main(argv):
                                           result["batch_size"])
                 record("peers", {**measured, "config": result["config"],
                                  "fvae_images_per_second": result["fast_images_per_second"]})
-    for name in FLAGS.configs if FLAGS.iwae_samples else ():
+    for name in (FLAGS.iwae_configs or FLAGS.configs) if FLAGS.iwae_samples else ():
         result = benchmark_iwae(name, FLAGS.iwae_samples, FLAGS.iwae_images)
         result["fraction_of_peak"] = result["flops_per_image"] * result["images_per_second"] / peak
         record("iwae", result)

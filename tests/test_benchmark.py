@@ -25,7 +25,8 @@ def test_benchmark_writes_its_report_and_counts_flops_right(tmp_path):
     fake_python.chmod(0o755)
     result = subprocess.run(
         [sys.executable, "-m", "experiments.benchmark", "--configs=mlp500,conv_2d", "--train_images=1024", "--epochs=1",
-         "--matmul_size=256", "--iwae_samples=20", "--iwae_images=100", f"--out={tmp_path}",
+         "--matmul_size=256", "--iwae_samples=20", "--iwae_images=100", "--iwae_configs=mlp500",
+         f"--out={tmp_path}",
          f"--peers={fake_python}"],
         cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -45,6 +46,7 @@ def test_benchmark_writes_its_report_and_counts_flops_right(tmp_path):
     # IWAE rows: K=20 samples in one chunk per call of 100 images: the decoder runs K times per
     # image, the encoder once per chunk.
     iwae = {r["config"]: r for r in report["iwae"]}
+    assert list(iwae) == ["mlp500"]  # --iwae_configs, not --configs.
     decoder, encoder = 2 * (20 * 500 + 500 * 784), 2 * (784 * 500 + 500 * 40)
     assert iwae["mlp500"]["flops_per_image"] == pytest.approx(20 * decoder + encoder, rel=0.1)
     assert iwae["mlp500"]["images"] == 100 and iwae["mlp500"]["images_per_second"] > 0
