@@ -213,6 +213,8 @@ def main(argv):
     if FLAGS.peers and not Path(FLAGS.peers).is_file():
         raise SystemExit(f"error: --peers {FLAGS.peers} is not a file ... give the Python of an environment made "
                          "from benchmarks/peers/requirements.txt, e.g. .venv-peers/bin/python")
+    for name in dict.fromkeys([*FLAGS.configs, *FLAGS.iwae_configs]):
+        load_config(name, cli.config_overrides())  # Before any work: a wrong name fails at once.
     out = Path(FLAGS.out)
     out.mkdir(parents=True, exist_ok=True)  # Before any work: --out naming a file fails at once.
     peak = matmul_peak(FLAGS.matmul_size)

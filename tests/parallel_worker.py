@@ -16,6 +16,8 @@ from fvae.data import Dataset
 from fvae.models import VAE, Decoder, Encoder
 from tests.helpers import assert_same_training, fake_images, new_state
 
+IMAGES, BATCH_SIZE, EPOCHS = 1024, 64, 3
+
 
 def conditional_state():
     model = VAE(Encoder((64,), 8), Decoder((64,), (784,)), num_classes=10)
@@ -23,8 +25,8 @@ def conditional_state():
 
 
 def run(mesh, on_device: bool, conditional: bool = False):
-    images = fake_images(1024)
-    labels = np.random.default_rng(0).integers(0, 10, 1024).astype(np.int32) if conditional else None
+    images = fake_images(IMAGES)
+    labels = np.random.default_rng(0).integers(0, 10, IMAGES).astype(np.int32) if conditional else None
     state = conditional_state() if conditional else new_state()
     key, shuffle_key = jax.random.key(1), jax.random.key(2)
     sharding = None
@@ -34,13 +36,13 @@ def run(mesh, on_device: bool, conditional: bool = False):
     put = (lambda a: placement.replicate(a, mesh)) if mesh is not None else jnp.asarray
     device_images = put(images)
     device_labels = None if labels is None else put(labels)
-    for epoch in range(3):
+    for epoch in range(EPOCHS):
         if on_device:
             state, metrics = compute.train_epoch(state, Dataset(device_images, device_labels), key, shuffle_key, epoch,
-                                                 compute.EpochOptions(64, batch_sharding=sharding))
+                                                 compute.EpochOptions(BATCH_SIZE, batch_sharding=sharding))
         else:
             state, metrics = compute.train_epoch_stepwise(state, Dataset(images, labels), key, shuffle_key, epoch,
-                                                          compute.EpochOptions(64, batch_sharding=sharding))
+                                                          compute.EpochOptions(BATCH_SIZE, batch_sharding=sharding))
     val = evaluate_bound(state, Dataset(device_images, device_labels), key, 128, sharding)
     params = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), state.params)
     return (params, float(np.asarray(metrics["loss"].addressable_data(0))),
@@ -65,7 +67,7 @@ def main():
         one_params, one_loss, one_val = run(None, on_device, conditional)
         params, loss, val = run(mesh, on_device, conditional)
         try:
-            assert_same_training(params, one_params, learning_rate=1e-3, steps=3 * 1024 // 64)
+            assert_same_training(params, one_params, learning_rate=1e-3, steps=EPOCHS * IMAGES // BATCH_SIZE)
             params_differ = ""
         except AssertionError as err:
             params_differ = f"params differ: {err}"

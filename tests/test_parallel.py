@@ -39,7 +39,7 @@ def test_eight_devices_match_one_device():
 def test_the_training_comparison_tells_another_batch_order_from_rounding():
     images = jax.numpy.asarray(fake_images(1024))
 
-    def trained(shuffle_seed: int, images=images):
+    def trained(shuffle_seed: int):
         state = new_state()
         state, _ = compute.train_epoch(state, images, jax.random.key(1), jax.random.key(shuffle_seed), 0,
                                        compute.EpochOptions(64))

@@ -408,6 +408,8 @@ BAD_INPUTS = [
     ("out of range", "benchmark", ["--train_images=0"], "flag --train_images=0"),
     ("file for dir", "benchmark", ["--out", "{tmp}/afile"], "afile"),
     ("missing", "benchmark", ["--out", "{tmp}/bench", "--peers", "{tmp}/nopython"], "is not a file"),
+    ("unknown name", "benchmark", ["--out", "{tmp}/bench", "--iwae_samples=5", "--iwae_configs=nosuch"],
+     "no config 'nosuch'"),
     ("wrong type", "benchmark_nonfinite", ["--steps_per_call=8,all"], "--steps_per_call takes whole numbers"),
     ("file for dir", "benchmark_nonfinite", ["--out", "{tmp}/afile"], "afile"),
     ("wrong type", "results_doc", ["--chek"], "unexpected arguments"),
