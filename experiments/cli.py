@@ -73,11 +73,18 @@ def _config_args(argv: list[str]) -> list[str]:
     return [rest[0], *named, *overrides, *rest[1:]]
 
 
+HELP_FLAGS = {"--help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
+
+
 def parse_flags(argv: list[str]) -> list[str]:
     """absl's flag parsing after _config_args: a bad config name or key, and a flag or config
     value of the wrong type or out of its range, is one error line."""
     try:
         return FLAGS(_config_args(argv))
+    except SystemExit:  # absl prints --help and exits 1: asking for help is no error.
+        if HELP_FLAGS & set(argv[1:]):
+            sys.exit(0)
+        raise
     except ConfigError as err:
         sys.exit(f"error: {err}")
     except flags.Error as err:
@@ -119,6 +126,12 @@ def run(main: Callable[[list[str]], None]) -> None:
         except Interrupted as err:
             print(err, file=sys.stderr)
             sys.exit(130)
+        except KeyboardInterrupt:  # Ctrl-C where no stop is handled (evaluate, sample, loading data...).
+            if _debugging():
+                raise
+            print("interrupted (Ctrl-C): stopped; what was complete before is kept, run the same command again "
+                  "to redo the rest", file=sys.stderr)
+            sys.exit(130)
         except (UserError, OSError) as err:
             if _debugging():
                 raise
@@ -138,4 +151,16 @@ def whole_numbers(values: list[str], flag: str, example: str, distinct: bool = F
     if not numbers or min(numbers) < minimum or (distinct and len(set(numbers)) != len(numbers)):
         raise ConfigError(f"{flag} needs {'distinct ' if distinct else ''}values >= {minimum}, e.g. {example}; "
                           f"got {given}")
+    return numbers
+
+
+def positive_numbers(values: list[str], flag: str, example: str) -> list[float]:
+    """A list flag's values as finite numbers > 0 (none given: an empty list), or a ConfigError
+    naming the flag, what it takes (e.g. `example`) and what it got."""
+    try:
+        numbers = [float(v) for v in values]
+    except ValueError:
+        numbers = []
+    if len(numbers) != len(values) or any(not (0 < n < float("inf")) for n in numbers):
+        raise ConfigError(f"{flag} takes positive numbers, e.g. {example}; got {','.join(values)}")
     return numbers

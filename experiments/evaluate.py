@@ -30,6 +30,8 @@ flags.DEFINE_list("samplers", [], f"Latent samplers to score beside the prior ({
 flags.DEFINE_bool("retrain_classifier", False, "Score samples with a classifier trained on this machine's data "
                   "instead of the shipped one (the scores are then comparable only with each other).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing evaluation folder.")
+flags.DEFINE_list("temperatures", [], "Also draw samples_t<T>.png, prior samples with every latent layer's noise "
+                  "scaled by T, for each T (e.g. 0.7,0.85).")
 FLAGS = flags.FLAGS
 
 
@@ -37,7 +39,8 @@ def main(argv):
     del argv
     iwae_samples = cli.whole_numbers(FLAGS.iwae_samples, "--iwae_samples", "1000,5000", distinct=True)
     evaluate_run(FLAGS.workdir, iwae_samples, FLAGS.split, FLAGS.limit, FLAGS.overwrite, samplers=FLAGS.samplers,
-                 out=FLAGS.out, retrain_classifier=FLAGS.retrain_classifier)
+                 out=FLAGS.out, retrain_classifier=FLAGS.retrain_classifier,
+                 temperatures=cli.positive_numbers(FLAGS.temperatures, "--temperatures", "0.7,0.85"))
 
 
 if __name__ == "__main__":

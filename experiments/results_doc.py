@@ -192,8 +192,41 @@ def _percent(gflops: float | None, peak: float) -> str:
     return "n/a" if gflops is None else f"{100 * gflops / peak:.0f}%"
 
 
+def size_study_table(report: dict) -> str:
+    """The top-down VAE's size study (benchmarks/top_down_sizes.py): one row per size."""
+    rows = report["rows"]
+    header = ["size", "parameters", "train img/s", "val neg. ELBO after each epoch",
+              f"projected hours, {rows[0]['recipe_epochs']:,} epochs", "projected hours, IWAE K=5000 on 10,000"]
+    return _table(header, [[r["size"], f"{r['parameters'] / 1e6:.2f}M", f"{r['train_images_per_second']:,.0f}",
+                            " / ".join(f"{v:.1f}" for v in r["val_loss"]), f"{r['projected_hours_for_recipe']:.1f}",
+                            f"{r['projected_hours_iwae_k5000_test']:.2f}"] for r in rows])
+
+
+def ablation_table(report: dict) -> str:
+    """The top-down VAE's short-run ablation (benchmarks/top_down_ablation.py): one row per run."""
+    rows = []
+    for r in report["rows"]:
+        if "failed" in r:
+            rows.append([r["row"], f"stopped in epoch {r['epochs'] + 1}: {r['failed']}", "", "", "", ""])
+            continue
+        rows.append([r["row"], f"{r['test_neg_elbo']:.2f}", f"{r['test_kl']:.2f}",
+                     " / ".join(f"{v:.1f}" for v in r["kl_per_group"]),
+                     " / ".join(f"{a}/{n}" for a, n in zip(r["active_units_per_group"], r["latents_per_group"])),
+                     f"{100 * r['skipped_fraction']:.2f}%"])
+    return _table(["run", "test neg. ELBO", "KL", "KL per group (bottom first)", "active units per group",
+                   "steps skipped"], rows)
+
+
+def _study_markdown(report: dict) -> str:
+    table = size_study_table(report) if report["study"] == "top_down_sizes" else ablation_table(report)
+    return f"{table}\n\nMeasured {report['date']} on {report['cpu']}, jax {report['versions'].get('jax', '?')}.\n"
+
+
 def benchmark_markdown(report: dict) -> str:
-    """The tables of one `experiments.benchmark` report (benchmark.json)."""
+    """The tables of one `experiments.benchmark` report (benchmark.json), or of a study
+    (a report with "study": the top-down VAE's size study or ablation)."""
+    if "study" in report:
+        return _study_markdown(report)
     peak = report["matmul_peak_gflops"]
     lines = [
         f"Backend {report['backend']} ({report['device']}), {report['date']}, jax {report['jax']}, "
@@ -261,6 +294,9 @@ def readme_with_table(readme: str, index: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
+    if {"--help", "-h"} & set(argv):
+        print(__doc__)
+        return 0
     if unknown := [a for a in argv if a != "--check"]:
         print(f"error: unexpected arguments {unknown}: the only flag is --check", file=sys.stderr)
         return 2

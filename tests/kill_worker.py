@@ -10,12 +10,17 @@ Events:
   checkpoint-write  Orbax has written a checkpoint into its temporary folder and is about
                     to commit it by renaming (a kill here is a kill during a checkpoint write);
   metrics-append    half of an epoch's metrics.jsonl line is written (after its checkpoint).
+
+With FVAE_HOLD_COMMITS=N and FVAE_HOLD_DIR=DIR instead, the first N checkpoint commits wait:
+at the i-th it prints "HOLDING i" and goes on once DIR/release-i exists, so a test can run a
+reader of the run while a checkpoint write is in progress, for as long as the reader takes.
 """
 
 import collections
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 from orbax.checkpoint._src.path import atomicity
@@ -23,7 +28,8 @@ from orbax.checkpoint._src.path import atomicity
 from experiments import cli, train
 from fvae.run import rundir, trainer
 
-EVENT, _, COUNT = os.environ["FVAE_BLOCK_AT"].partition(":")
+EVENT, _, COUNT = os.environ.get("FVAE_BLOCK_AT", "none:0").partition(":")
+HOLD_COMMITS, HOLD_DIR = int(os.environ.get("FVAE_HOLD_COMMITS", "0")), Path(os.environ.get("FVAE_HOLD_DIR", "."))
 SEEN = collections.Counter()
 
 
@@ -39,6 +45,11 @@ original_finalize = atomicity.AtomicRenameTemporaryPath.finalize
 
 async def finalize(self):
     reached("checkpoint-write")
+    commit = SEEN["checkpoint-write"]
+    if commit <= HOLD_COMMITS:
+        print(f"HOLDING {commit}", flush=True)
+        while not (HOLD_DIR / f"release-{commit}").exists():
+            time.sleep(0.05)
     return await original_finalize(self)
 
 

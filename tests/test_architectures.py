@@ -26,6 +26,7 @@ def small_config(architecture: str, prior: str):
     config.model.encoder_hidden, config.model.decoder_hidden, config.model.latents = (16,), (16,), 3
     config.model.top_latents, config.model.conv_channels, config.prior.components = 2, (4, 8), 3
     config.model.middle_latents = (2,)  # Three stochastic layers: the general case of hierarchical.
+    config.model.width, config.model.cell_hidden, config.model.groups = 16, 16, 3  # top_down
     validate(config)
     return config
 

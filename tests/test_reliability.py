@@ -106,6 +106,57 @@ def test_sigkill_at_ten_chosen_moments_loses_nothing(tmp_path, record_property):
     assert during_writes == 5
 
 
+def reader(module: str, workdir: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    """A command that only reads the run (on the mock data): sample or evaluate into `out`."""
+    return subprocess.run([sys.executable, "-m", "tests.mock_cli", module, "--workdir", str(workdir), "--out", str(out),
+                           *extra], cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+@KILLS
+def test_sampling_and_evaluating_a_run_while_it_writes_checkpoints_never_disturbs_it(tmp_path):
+    """Readers run while the trainer holds a checkpoint write open (tests/kill_worker.py holds
+    commits 2-5: latest/1, best/2, latest/2, best/3 or so): each reads the newest complete
+    checkpoint, leaves the trainer's temporary folder where it is and changes nothing under
+    checkpoints/; the trainer then finishes exactly as an undisturbed run."""
+    reference = tmp_path / "undisturbed"
+    done = subprocess.run(cli(reference), cwd=REPO, env=ENV, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    workdir, holds = tmp_path / "live", tmp_path / "holds"
+    holds.mkdir()
+    for i in (1,):  # The first commit (best/1) has nothing complete beside it: let it through.
+        (holds / f"release-{i}").touch()
+    process = subprocess.Popen(cli(workdir, module="tests.kill_worker"), cwd=REPO,
+                               env=dict(ENV, FVAE_HOLD_COMMITS="5", FVAE_HOLD_DIR=str(holds)),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for commit in (2, 3, 4, 5):
+            assert next((line for line in process.stdout if line.startswith(f"HOLDING {commit}")), None), \
+                f"the trainer ended before commit {commit}: {process.stderr.read()[-3000:]}"
+            before = sorted(str(p.relative_to(workdir)) for p in (workdir / "checkpoints").rglob("*"))
+            assert checkpoint_write_in_progress(workdir)
+            if commit % 2:
+                result = reader("experiments.evaluate", workdir, tmp_path / f"eval-{commit}", "--iwae_samples=10",
+                                "--limit=100")
+            else:
+                result = reader("experiments.sample", workdir, tmp_path / f"sample-{commit}", "-n", "16")
+            assert result.returncode == 0, result.stderr[-3000:]
+            assert "Traceback" not in result.stderr
+            after = sorted(str(p.relative_to(workdir)) for p in (workdir / "checkpoints").rglob("*"))
+            assert after == before, "a reader changed the run's checkpoints"
+            (holds / f"release-{commit}").touch()
+        out, err = process.communicate(timeout=900)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err[-3000:]
+    assert without_timing(rundir.load_history(workdir)) == without_timing(rundir.load_history(reference))
+    config = mlp500.get_config()
+    live_state, _ = final_state(config, workdir)
+    reference_state, _ = final_state(config, reference)
+    assert params_equal(live_state.params, reference_state.params)
+
+
 @pytest.mark.slow
 @KILLS
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -265,19 +316,48 @@ def test_a_wrong_workdir_creates_nothing_and_a_file_is_not_a_workdir(mock_data_d
 
 
 @BAD_INPUT
-def test_a_run_whose_latest_checkpoints_are_all_damaged_is_never_restarted(mock_data_dir, tmp_path):
-    workdir = tmp_path / "run"
-    trainer.train_and_evaluate(small_config(mock_data_dir, 2), workdir, log=lambda _: None, progress=False)
+def test_a_run_whose_latest_checkpoints_are_all_damaged_resumes_from_best_and_is_never_restarted(mock_data_dir,
+                                                                                               tmp_path):
+    """No readable latest checkpoint: --resume says so and continues from the best one (the epochs
+    after it again, bit for bit); with the best one damaged too, it is refused, naming what is
+    left, however often, and nothing is changed (the run has trained: never restarted)."""
+    config = small_config(mock_data_dir, 3)
+    config.train.learning_rate = 3e-2  # Overfits: the best epoch is not the last, so epochs are redone.
+    reference, workdir = tmp_path / "reference", tmp_path / "run"
+    for folder in (reference, workdir):
+        trainer.train_and_evaluate(config, folder, log=lambda _: None, progress=False)
+    (workdir / rundir.TEST_METRICS_FILE).unlink()  # As a kill leaves it.
     for checkpoint in (workdir / "checkpoints" / "latest").iterdir():
         if checkpoint.name.isdigit():
             damage(checkpoint)
-    before = {p: p.read_bytes() for p in (workdir / "metrics.jsonl", workdir / "test_metrics.json")}
-    phrases = ["No readable latest checkpoint is left", "has trained but holds no readable latest checkpoint"]
-    for phrase in phrases:  # The second --resume restarted at epoch 1 and rewrote the metrics.
+    messages = []
+    summary = trainer.train_and_evaluate(config, workdir, resume=True, log=messages.append, progress=False)
+    assert any("resuming from the best one" in m for m in messages), messages
+    assert without_timing(rundir.load_history(workdir)) == without_timing(rundir.load_history(reference))
+    assert summary["test_loss"] == json.loads((reference / rundir.TEST_METRICS_FILE).read_text())["test_loss"]
+
+    for which in ("latest", "best"):
+        for checkpoint in (workdir / "checkpoints" / which).iterdir():
+            if checkpoint.name.isdigit():
+                damage(checkpoint)
+    (workdir / rundir.TEST_METRICS_FILE).unlink()
+    before = {p: p.read_bytes() for p in (workdir / "metrics.jsonl",)}
+    for phrase in ("best weights are lost|No readable", "holds no readable latest or best checkpoint"):
         with pytest.raises(errors.CheckpointError, match=phrase):
-            trainer.train_and_evaluate(small_config(mock_data_dir, 2), workdir, resume=True, log=lambda _: None,
-                                      progress=False)
+            trainer.train_and_evaluate(config, workdir, resume=True, log=lambda _: None, progress=False)
     assert {p: p.read_bytes() for p in before} == before
+
+
+@BAD_INPUT
+def test_a_start_killed_before_its_config_is_written_starts_again(mock_data_dir, tmp_path):
+    """A start that wrote versions.json and died before config.json (a kill, a full disk) is
+    neither a run to resume nor files to protect: train starts it afresh."""
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "versions.json").write_text('{"python": "3.11"}')
+    assert rundir.run_state(workdir) == "never started"
+    summary = trainer.train_and_evaluate(small_config(mock_data_dir, 1), workdir, log=lambda _: None, progress=False)
+    assert summary["best_epoch"] == 1 and rundir.run_state(workdir) == "finished"
 
 
 @BAD_INPUT
@@ -541,6 +621,10 @@ def test_every_transition_of_the_run_directory_state_machine(mock_data_dir, tmp_
         if checkpoint.name.isdigit():
             shutil.move(checkpoint, damaged / "checkpoints" / "damaged" / checkpoint.name)
     (damaged / rundir.TEST_METRICS_FILE).unlink()
+    assert rundir.run_state(damaged) == "stopped"  # The best checkpoint is left: --resume continues from it.
+    for checkpoint in (damaged / "checkpoints" / "best").iterdir():
+        if checkpoint.name.isdigit():
+            shutil.move(checkpoint, damaged / "checkpoints" / "damaged" / f"best-{checkpoint.name}")
     assert rundir.run_state(damaged) == "damaged"
     for _ in range(2):
-        refused(lambda: train(damaged, resume=True, c=longer), "holds no readable latest checkpoint")
+        refused(lambda: train(damaged, resume=True, c=longer), "holds no readable latest or best checkpoint")

@@ -16,7 +16,9 @@ import pytest
 from tests.conftest import REPO
 
 MAX_LAYERS = 6
-MAX_LINES = 250
+# A generous ceiling, not a budget: a module this long has likely taken on a second job, but a
+# researcher's new likelihood or model should never have to move code to fit (it was 250).
+MAX_LINES = 400
 WINGS = ("data", "models", "compute", "analysis", "run")
 
 

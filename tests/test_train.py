@@ -51,6 +51,26 @@ def test_step_keys_differ_so_noise_differs_between_steps():
     assert float(m0["reconstruction"]) != float(m1["reconstruction"])
 
 
+def test_a_step_whose_gradient_norm_is_extreme_is_skipped_and_others_are_not():
+    """skip_grad_norm (VDVAE's guard): above it, params and Adam's moments stay as they were
+    and the step still counts; below it, the step is the unguarded one, bit for bit."""
+    batch, key = fake_images(32), jax.random.key(3)
+    plain, plain_metrics = compute.train_step(new_state(), batch, key)
+    guarded = new_state().replace(skip_grad_norm=1e9)
+    passed, metrics = compute.train_step(guarded, batch, key)
+    assert params_equal(passed.params, plain.params) and params_equal(passed.opt_state, plain.opt_state)
+    assert float(metrics["skipped"]) == 0.0 and float(metrics["loss"]) == float(plain_metrics["loss"])
+    norm = float(metrics["grad_norm"])
+    grads = jax.grad(lambda p: new_state().objective.loss(new_state().apply_fn(
+        {"params": p}, jnp.asarray(batch, jnp.float32) / 255, jax.random.fold_in(key, 0), None, 1, training=True),
+        0)["loss"])(new_state().params)
+    np.testing.assert_allclose(norm, np.sqrt(sum(float(jnp.sum(g ** 2)) for g in jax.tree.leaves(grads))), rtol=1e-4)
+    start = new_state()
+    skipped, metrics = compute.train_step(start.replace(skip_grad_norm=0.5 * norm), batch, key)
+    assert float(metrics["skipped"]) == 1.0 and int(skipped.step) == 1
+    assert params_equal(skipped.params, new_state().params) and params_equal(skipped.opt_state, new_state().opt_state)
+
+
 def test_epoch_batches_are_a_deterministic_shuffle():
     key = jax.random.key(0)
     idx = np.asarray(compute.epoch_batches(key, 3, 1000, 64))

@@ -206,7 +206,10 @@ def dataset_codes(state: TrainState, dataset: Dataset | jax.Array, batch_size: i
                        tuple(as_dataset(dataset)), batch_size)
 
 
-def active_units(posterior_means: jax.Array, threshold: float = 0.01) -> jax.Array:
+ACTIVE_THRESHOLD = 0.01  # A latent is active where its posterior mean's variance over the data exceeds this.
+
+
+def active_units(posterior_means: jax.Array, threshold: float = ACTIVE_THRESHOLD) -> jax.Array:
     """Number of latent dimensions whose posterior mean varies over the data: Cov_x(E_q[z_d]) > threshold.
 
     The criterion of Burda et al. (2016), with the variance taken over the images given.
@@ -216,7 +219,8 @@ def active_units(posterior_means: jax.Array, threshold: float = 0.01) -> jax.Arr
 
 @functools.partial(jax.jit, static_argnames=("batch_size",))
 def latent_statistics(state: TrainState, dataset: Dataset | jax.Array, batch_size: int = 1000) -> dict[str, jax.Array]:
-    """Per-dimension KL to N(0, 1) (D,) (VAEOutput.kl_per_latent), active units of the codes,
+    """Per-dimension KL (D,) (VAEOutput.kl_per_latent), active units of the codes, each code
+    dimension's variance over the images (D,) (active where > 0.01),
     and reconstruction MSE on [0, 1] pixels (per pixel). With a VampPrior the per-dimension
     KL is still measured against N(0, 1): it shows which latents carry information, not the
     model's KL term."""
@@ -229,4 +233,4 @@ def latent_statistics(state: TrainState, dataset: Dataset | jax.Array, batch_siz
 
     mean, kl, squared_error = _map_images(per_image, tuple(as_dataset(dataset)), batch_size)
     return {"kl_per_dimension": jnp.mean(kl, axis=0), "active_units": active_units(mean),
-            "reconstruction_mse": jnp.mean(squared_error)}
+            "code_variance": jnp.var(mean, axis=0), "reconstruction_mse": jnp.mean(squared_error)}

@@ -16,20 +16,22 @@ from fvae.data import Dataset, as_dataset, to_unit_interval
 
 
 @functools.partial(jax.jit, static_argnames=("num",))
-def generate(state: TrainState, key: jax.Array, num: int, labels: jax.Array | None = None) -> jax.Array:
-    """Pixel means of `num` decoded samples from the model's prior (of class `labels` if conditional)."""
-    return _apply(state, key, num, labels, method="generate")
+def generate(state: TrainState, key: jax.Array, num: int, labels: jax.Array | None = None,
+             temperature: float = 1.0) -> jax.Array:
+    """Pixel means of `num` decoded samples from the model's prior (of class `labels` if
+    conditional), every latent layer's noise scaled by `temperature` (1: the prior itself)."""
+    return _apply(state, key, num, labels, temperature, method="generate")
 
 
 def generate_many(state: TrainState, key: jax.Array, num: int, labels: jax.Array | np.ndarray | None = None,
-                  batch_size: int = 1000) -> jax.Array:
+                  batch_size: int = 1000, temperature: float = 1.0) -> jax.Array:
     """Pixel means (num, 784) of `num` prior samples, decoded batch_size at a time (bounded
     memory; batch i uses fold_in(key, i)). labels (num,): the classes of a conditional model."""
     parts = []
     for i, start in enumerate(range(0, num, batch_size)):
         size = min(batch_size, num - start)
         parts.append(generate(state, jax.random.fold_in(key, i), size,
-                              None if labels is None else labels[start:start + size]))
+                              None if labels is None else labels[start:start + size], temperature))
     return jnp.concatenate(parts)
 
 
@@ -55,7 +57,8 @@ def posterior_top_samples(state: TrainState, dataset: Dataset | jax.Array, key: 
 
 
 @jax.jit
-def decode_top_samples(state: TrainState, key: jax.Array, top: jax.Array) -> jax.Array:
+def decode_top_samples(state: TrainState, key: jax.Array, top: jax.Array, temperature: float = 1.0) -> jax.Array:
     """Pixel means (B, 784) of top-layer draws `top` (B, top_latents), the layers below drawn
-    from the model given them (p(z1 | z2) for the two-layer model; nothing for one layer)."""
-    return decode_pixel_means(state, _apply(state, key, top, method="complete_codes"))
+    from the model given them at `temperature` (p(z1 | z2) for the two-layer model; nothing
+    for one layer)."""
+    return decode_pixel_means(state, _apply(state, key, top, temperature, method="complete_codes"))

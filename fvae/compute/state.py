@@ -20,10 +20,12 @@ Metrics = dict[str, jax.Array]
 
 class TrainState(train_state.TrainState):
     """Flax TrainState: step, params, opt_state (the pytree, what checkpoints hold); apply_fn,
-    tx, the training objective and Adam's learning rate (a constant or a schedule) are static."""
+    tx, the training objective, Adam's learning rate (a constant or a schedule) and the
+    gradient norm above which a step is skipped (0: never; VDVAE's guard) are static."""
 
     objective: Objective = struct.field(pytree_node=False, default=Objective())
     learning_rate: float | optax.Schedule = struct.field(pytree_node=False, default=1e-3)
+    skip_grad_norm: float = struct.field(pytree_node=False, default=0.0)
 
     def current_learning_rate(self) -> float:
         """The rate Adam used for the last step taken (the first step's before any)."""
@@ -33,14 +35,17 @@ class TrainState(train_state.TrainState):
 
 
 def create_train_state(model: nn.Module, key: jax.Array, example_batch: jax.Array | np.ndarray,
-                       learning_rate: float | optax.Schedule, objective: Objective = Objective()) -> TrainState:
+                       learning_rate: float | optax.Schedule, objective: Objective = Objective(),
+                       skip_grad_norm: float = 0.0) -> TrainState:
     """Initializes parameters from `key` and an Adam optimizer (learning_rate: a constant, or an
-    optax schedule of the step, e.g. fvae.run.assemble.learning_rate(config))."""
+    optax schedule of the step, e.g. fvae.run.assemble.learning_rate(config)). skip_grad_norm > 0:
+    a step whose gradient's global norm is not below it changes neither parameters nor Adam's
+    moments (the step still counts, so the next batch draws fresh noise)."""
     images = to_unit_interval(example_batch)
     learning_rate = learning_rate if callable(learning_rate) else float(learning_rate)  # Static: hashable.
     params = model.init(key, images, jax.random.key(0), jnp.zeros(images.shape[:1], jnp.int32))["params"]
     return TrainState.create(apply_fn=_apply_fn(model), params=params, tx=_adam(learning_rate), objective=objective,
-                             learning_rate=learning_rate)
+                             learning_rate=learning_rate, skip_grad_norm=float(skip_grad_norm))
 
 
 # The jitted steps take the state's static fields (apply_fn, tx) as part of their cache key. A

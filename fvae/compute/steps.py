@@ -15,13 +15,15 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from fvae.compute.state import Batch, Metrics, TrainState
 from fvae.data import Dataset, as_dataset, to_unit_interval
 
 
 def train_step_unjitted(state: TrainState, batch: Batch, key: jax.Array) -> tuple[TrainState, Metrics]:
-    """One Adam step on the state's objective (the negative ELBO by default) for `batch`.
+    """One Adam step on the state's objective (the negative ELBO by default) for `batch`
+    (skipped, with metrics "grad_norm" and "skipped", where the state's skip_grad_norm says).
 
     batch: a Dataset of images (uint8 or [0,1] floats) with labels for conditional models, or bare images.
     All randomness (reparameterization noise, dynamic binarization) comes from
@@ -38,7 +40,16 @@ def train_step_unjitted(state: TrainState, batch: Batch, key: jax.Array) -> tupl
         return terms["loss"], terms
 
     grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params)
-    return state.apply_gradients(grads=grads), metrics
+    if not state.skip_grad_norm:
+        return state.apply_gradients(grads=grads), metrics
+    # VDVAE's guard: a step with an extreme (or non-finite) gradient leaves params and Adam's moments as they were.
+    norm = optax.global_norm(grads)
+    keep = norm < state.skip_grad_norm
+    updated = state.apply_gradients(grads=grads)
+    params, opt_state = jax.tree.map(lambda new, old: jnp.where(keep, new, old),
+                                     (updated.params, updated.opt_state), (state.params, state.opt_state))
+    metrics = {**metrics, "grad_norm": norm, "skipped": 1.0 - keep.astype(jnp.float32)}
+    return updated.replace(params=params, opt_state=opt_state), metrics
 
 
 # The train step, compiled once; the input state's buffers are donated to the output.

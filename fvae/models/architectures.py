@@ -13,7 +13,7 @@ import dataclasses
 import jax.numpy as jnp
 
 from fvae.data import NUM_CLASSES
-from fvae.models import conv, hierarchical, mlp, vae
+from fvae.models import conv, hierarchical, mlp, top_down, vae
 from fvae.models.conv_layers import CONV_IMPLS
 from fvae.models.registry import Component, registry
 
@@ -142,4 +142,61 @@ class Hierarchical(Architecture):
         return _dense_stacks(model, [*stacks, [sum(sizes), *model.decoder_hidden, 784]])
 
 
-ARCHITECTURES = registry(MLP, Conv, Hierarchical)
+@dataclasses.dataclass(frozen=True)
+class TopDown(Architecture):
+    """The top-down hierarchical VAE (Ladder VAE, NVAE, VDVAE; fvae.models.top_down): `groups`
+    stochastic groups of `latents` each (per position for conv cells), one bottom-up pass and
+    one top-down path shared by p and q, residual cells of `width` units (channels) with
+    `cell_hidden` inside. cell "mlp": vector groups (`gated` units or swish); "conv": `groups`
+    groups at each of `resolutions`, top first. encoder_hidden and decoder_hidden are unused."""
+
+    groups: int = 4
+    cell: str = "mlp"
+    width: int = 256
+    cell_hidden: int = 256
+    resolutions: tuple = (1, 7, 14)  # cell "conv": the groups' resolutions, top first; each divides the next and 14
+    posterior: str = "residual"  # "residual" (NVAE's residual Normal) or "merge" (the Ladder VAE's precision-weighted)
+    logvar_bound: float = 8.0  # Every log-variance is bound * tanh(v / bound)
+    conv_impl: str = "auto"
+    name = "top_down"
+    conditional = False
+    cells = ("mlp", "conv")
+
+    @classmethod
+    def check(cls, section) -> list[str]:
+        problems = []
+        for key in ("groups", "width", "cell_hidden"):
+            if section[key] < 1:
+                problems.append(f"model.{key} must be >= 1, got {section[key]!r}")
+        if section.cell not in cls.cells:
+            problems.append(f"model.cell must be one of {cls.cells}, got {section.cell!r}")
+        if section.posterior not in top_down.POSTERIORS:
+            problems.append(f"model.posterior must be one of {top_down.POSTERIORS}, got {section.posterior!r}")
+        if not section.logvar_bound > 0:
+            problems.append(f"model.logvar_bound must be > 0, got {section.logvar_bound!r}")
+        sizes = tuple(section.resolutions)
+        if section.cell == "conv" and not (
+                sizes and all(isinstance(r, int) and r >= 1 and 14 % r == 0 for r in sizes)
+                and all(b % a == 0 and b >= a for a, b in zip(sizes[:-1], sizes[1:]))):
+            problems.append("model.resolutions must be divisors of 14, top first, each dividing the next "
+                            f"(e.g. (1, 7, 14)), got {sizes}")
+        if section.conv_impl not in CONV_IMPLS:
+            problems.append(f"model.conv_impl must be one of {CONV_IMPLS}, got {section.conv_impl!r}")
+        return problems
+
+    def plan(self, model) -> tuple[tuple[int, int], ...]:
+        """(resolution, latents) of each group, top first; resolution 0 for a vector group."""
+        resolutions = self.resolutions if self.cell == "conv" else (0,)
+        return tuple((r, model.latents) for r in resolutions for _ in range(self.groups))
+
+    def build(self, model, likelihood, prior):
+        dtype, channels, _ = _common(model, likelihood)
+        plan = self.plan(model)
+        return top_down.TopDownVAE(
+            top_down.BottomUp(plan, self.width, self.cell_hidden, model.gated, self.conv_impl, dtype),
+            top_down.TopDownPath(plan, self.width, self.cell_hidden, channels, self.logvar_bound, self.posterior,
+                                 model.gated, self.conv_impl, dtype),
+            likelihood, prior)
+
+
+ARCHITECTURES = registry(MLP, Conv, Hierarchical, TopDown)

@@ -47,6 +47,10 @@ class HierarchicalVAE(VAE):
     def top_latents(self) -> int:
         return self.top_encoder.latents
 
+    @property
+    def group_sizes(self) -> tuple[int, ...]:
+        return tuple(e.latents for e in self.layer_encoders)
+
     def _split(self, z: jax.Array) -> list[jax.Array]:
         """[z1, ..., zL] of codes z (..., D)."""
         ends = [0]
@@ -125,22 +129,24 @@ class HierarchicalVAE(VAE):
             total = total + term
         return total
 
-    def sample_prior(self, key: jax.Array, num: int) -> jax.Array:
-        """`num` codes [z1, ..., zL] from the prior: zL ~ p(zL), then each layer given the one above: (num, D).
+    def sample_prior(self, key: jax.Array, num: int, temperature: float = 1.0) -> jax.Array:
+        """`num` codes [z1, ..., zL] from the prior: zL ~ p(zL), then each layer given the one above,
+        every layer's noise scaled by `temperature`: (num, D).
         Keys: split(key, L); the top layer draws with the first, z1 with the second."""
         keys = jax.random.split(key, len(self.layer_encoders))
-        return self._layers_below(keys, self._sample_top_prior(keys[0], num, self.top_encoder.latents))
+        top = self._sample_top_prior(keys[0], num, self.top_encoder.latents, temperature)
+        return self._layers_below(keys, top, temperature)
 
-    def complete_codes(self, key: jax.Array, top: jax.Array) -> jax.Array:
-        """[z1, ..., zL] for top-layer draws zL (B, D_L): z_{L-1} ~ p(z_{L-1} | zL) down to z1
-        (the keys of sample_prior's, so the prior's own draws give its samples)."""
-        return self._layers_below(jax.random.split(key, len(self.layer_encoders)), top)
+    def complete_codes(self, key: jax.Array, top: jax.Array, temperature: float = 1.0) -> jax.Array:
+        """[z1, ..., zL] for top-layer draws zL (B, D_L): z_{L-1} ~ p(z_{L-1} | zL) down to z1 at
+        `temperature` (the keys of sample_prior's, so the prior's own draws give its samples)."""
+        return self._layers_below(jax.random.split(key, len(self.layer_encoders)), top, temperature)
 
-    def _layers_below(self, keys: jax.Array, top: jax.Array) -> jax.Array:
+    def _layers_below(self, keys: jax.Array, top: jax.Array, temperature: float) -> jax.Array:
         layers = [top]
         nets = self._conditional_priors()
         for index in range(len(nets) - 1, -1, -1):  # z_{L-1} down to z1.
             mean, logvar = nets[index](layers[0])
             layer_key = keys[1] if index == 0 else keys[1 + index]
-            layers.insert(0, reparameterize(layer_key, mean, logvar))
+            layers.insert(0, reparameterize(layer_key, mean, logvar + 2.0 * jnp.log(temperature)))
         return jnp.concatenate(layers, -1)

@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 
 from fvae.models import gaussians
 from fvae.models.registry import Component, lookup, registry
@@ -32,8 +33,9 @@ class Prior(Component):
         """log p(z) summed over latents: (..., D) -> (...)."""
         raise NotImplementedError
 
-    def sample(self, key: jax.Array, num: int, latents: int, pseudo_posteriors: PseudoPosteriors) -> jax.Array:
-        """`num` draws from p: (num, latents)."""
+    def sample(self, key: jax.Array, num: int, latents: int, pseudo_posteriors: PseudoPosteriors,
+               temperature: float = 1.0) -> jax.Array:
+        """`num` draws from p, its noise scaled by `temperature` (1: p itself): (num, latents)."""
         raise NotImplementedError
 
 
@@ -48,8 +50,9 @@ class StandardNormal(Prior):
     def log_prob(self, z: jax.Array, pseudo_posteriors: PseudoPosteriors) -> jax.Array:
         return gaussians.log_standard_normal(z)
 
-    def sample(self, key: jax.Array, num: int, latents: int, pseudo_posteriors: PseudoPosteriors) -> jax.Array:
-        return jax.random.normal(key, (num, latents))
+    def sample(self, key: jax.Array, num: int, latents: int, pseudo_posteriors: PseudoPosteriors,
+               temperature: float = 1.0) -> jax.Array:
+        return temperature * jax.random.normal(key, (num, latents))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,11 +77,12 @@ class VampPrior(Prior):
     def log_prob(self, z: jax.Array, pseudo_posteriors: PseudoPosteriors) -> jax.Array:
         return gaussians.log_mixture_of_diagonal_normals(z, *pseudo_posteriors())
 
-    def sample(self, key: jax.Array, num: int, latents: int, pseudo_posteriors: PseudoPosteriors) -> jax.Array:
+    def sample(self, key: jax.Array, num: int, latents: int, pseudo_posteriors: PseudoPosteriors,
+               temperature: float = 1.0) -> jax.Array:
         means, logvars = pseudo_posteriors()  # (K, D) each
         pick_key, noise_key = jax.random.split(key)
         component = jax.random.randint(pick_key, (num,), 0, self.components)
-        return gaussians.reparameterize(noise_key, means[component], logvars[component])
+        return gaussians.reparameterize(noise_key, means[component], logvars[component] + 2.0 * jnp.log(temperature))
 
 
 PRIORS = registry(StandardNormal, VampPrior)

@@ -75,10 +75,16 @@ class VAE(nn.Module):
         """The top layer's part of codes z (..., D): (..., top_latents)."""
         return z[..., self.latents - self.top_latents:]
 
-    def complete_codes(self, key: jax.Array, top: jax.Array) -> jax.Array:
+    @property
+    def group_sizes(self) -> tuple[int, ...]:
+        """Latents of each stochastic layer (group), bottom first: how the codes split."""
+        return (self.latents,)
+
+    def complete_codes(self, key: jax.Array, top: jax.Array, temperature: float = 1.0) -> jax.Array:
         """Whole codes (B, D) for top-layer draws `top` (B, top_latents): the layers below drawn
-        from the generative model given it (none in a one-layer VAE)."""
-        del key
+        from the generative model given it, their noise scaled by `temperature` (none in a
+        one-layer VAE)."""
+        del key, temperature
         return top
 
     def _condition(self, labels: jax.Array | None) -> jax.Array | None:
@@ -138,18 +144,19 @@ class VAE(nn.Module):
         """log p(z) of the prior on the (top) layer, summed over latents: (..., D) -> (...)."""
         return self.prior.log_prob(z, self._pseudo_posteriors)
 
-    def _sample_top_prior(self, key: jax.Array, num: int, latents: int) -> jax.Array:
-        """`num` draws (num, latents) from the prior on the (top) layer."""
-        return self.prior.sample(key, num, latents, self._pseudo_posteriors)
+    def _sample_top_prior(self, key: jax.Array, num: int, latents: int, temperature: float = 1.0) -> jax.Array:
+        """`num` draws (num, latents) from the prior on the (top) layer at `temperature`."""
+        return self.prior.sample(key, num, latents, self._pseudo_posteriors, temperature)
 
     def log_prior(self, z: jax.Array) -> jax.Array:
         """log p(z) summed over latents: z (..., D) -> (...)."""
         return self._log_top_prior(z)
 
-    def sample_prior(self, key: jax.Array, num: int) -> jax.Array:
-        """`num` latents from the prior: (num, D)."""
-        return self._sample_top_prior(key, num, self.latents)
+    def sample_prior(self, key: jax.Array, num: int, temperature: float = 1.0) -> jax.Array:
+        """`num` latents from the prior, its noise scaled by `temperature`: (num, D)."""
+        return self._sample_top_prior(key, num, self.latents, temperature)
 
-    def generate(self, key: jax.Array, num: int, labels: jax.Array | None = None) -> jax.Array:
-        """Pixel means (B, 784) of `num` samples from the prior (given labels if conditional)."""
-        return self.pixel_means(self.likelihood_params(self.sample_prior(key, num), labels))
+    def generate(self, key: jax.Array, num: int, labels: jax.Array | None = None,
+                 temperature: float = 1.0) -> jax.Array:
+        """Pixel means (B, 784) of `num` samples from the prior at `temperature` (given labels if conditional)."""
+        return self.pixel_means(self.likelihood_params(self.sample_prior(key, num, temperature), labels))

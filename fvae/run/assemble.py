@@ -41,16 +41,20 @@ def objective(config: ml_collections.ConfigDict):
 
 def learning_rate(config: ml_collections.ConfigDict):
     """Adam's learning rate a config describes: a float (constant), or an optax schedule of
-    the step (cosine decay from train.learning_rate to 0 over train.max_epochs epochs)."""
+    the step: cosine decay from train.learning_rate to 0 over train.max_epochs epochs, after a
+    linear rise from 0 over train.lr_warmup_epochs for "warmup_cosine"."""
     t = config.train
     if t.lr_schedule == "constant":
         return float(t.learning_rate)
-    return _cosine_schedule(float(t.learning_rate), t.max_epochs * steps_per_epoch(config))
+    warmup = int(t.lr_warmup_epochs * steps_per_epoch(config)) if t.lr_schedule == "warmup_cosine" else 0
+    return _cosine_schedule(float(t.learning_rate), t.max_epochs * steps_per_epoch(config), warmup)
 
 
 @functools.lru_cache(maxsize=64)
-def _cosine_schedule(initial: float, steps: int) -> optax.Schedule:
-    """One schedule object per (rate, steps): the jitted steps' cache key holds it (see compute.state)."""
+def _cosine_schedule(initial: float, steps: int, warmup: int = 0) -> optax.Schedule:
+    """One schedule object per (rate, steps, warm-up): the jitted steps' cache key holds it (see compute.state)."""
+    if warmup:
+        return optax.warmup_cosine_decay_schedule(0.0, initial, warmup, steps, end_value=0.0)
     return optax.cosine_decay_schedule(initial, steps)
 
 
@@ -96,7 +100,8 @@ def sample_quality_classifier(config: ml_collections.ConfigDict, retrain: bool =
 def initial_state(config: ml_collections.ConfigDict) -> TrainState:
     """The run's freshly initialized TrainState (also the template that checkpoints restore into)."""
     return create_train_state(build_model(config), run_keys(config.seed)["init"],
-                              np.zeros((1, 784), np.uint8), learning_rate(config), objective(config))
+                              np.zeros((1, 784), np.uint8), learning_rate(config), objective(config),
+                              config.train.skip_grad_norm)
 
 
 def conditioning_labels(config: ml_collections.ConfigDict, labels: np.ndarray) -> np.ndarray | None:
@@ -121,15 +126,16 @@ def samples_title(config: ml_collections.ConfigDict) -> str:
 
 
 def load_run_state(workdir: str | Path, which: str = "best") -> tuple[ml_collections.ConfigDict, TrainState]:
-    """A finished or stopped run's config and its best (or latest) TrainState, for analysis."""
+    """A run's config and its best (or latest) TrainState, for analysis: changes nothing in the
+    run, which may be finished, stopped or still training (Checkpoints.read)."""
     config = rundir.load_config(workdir)
     if not rundir.has_checkpoint(workdir, which):  # Checked before Orbax creates the folder.
         raise CheckpointError(f"No {which} checkpoint in {Path(workdir) / 'checkpoints' / which}: the run has not "
                               "saved an epoch yet; train it (--resume) first.")
     template = initial_state(config)
-    checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep)
+    checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep, read_only=True)  # A trainer may be writing.
     try:
-        state, _ = checkpoints.restore_best(template) if which == "best" else checkpoints.restore_latest(template)
+        state, _ = checkpoints.read(template, which)
     finally:
         checkpoints.close()
     return config, state

@@ -34,21 +34,50 @@ from fvae.files import verify_digest, write_digest
 FORMAT_VERSION = 1
 
 
-def _manager(directory: Path, max_to_keep: int) -> ocp.CheckpointManager:
-    # cleanup_tmp_directories: unfinished writes of a killed process are removed, never read.
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                           enable_async_checkpointing=False, cleanup_tmp_directories=True)
+def _manager(directory: Path, max_to_keep: int, read_only: bool = False) -> ocp.CheckpointManager:
+    # cleanup_tmp_directories: the writer removes unfinished writes of a killed process, never read.
+    # A reader (read_only) creates, cleans and deletes nothing: a trainer may be writing beside it.
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
+                                           enable_async_checkpointing=False, cleanup_tmp_directories=not read_only,
+                                           save_root_metadata=not read_only)
     return ocp.CheckpointManager(directory.absolute(), options=options, item_names=("state", "meta"))
 
 
-class Checkpoints:
-    """Latest (keeps `keep` of them) and best (keeps one) checkpoints of a run directory."""
+# How often a reader looks again when the checkpoint it chose vanished or was still being
+# written (a trainer replaced it), and how long it waits between looks.
+READ_ATTEMPTS, READ_WAIT_SECONDS = 20, 0.5
 
-    def __init__(self, workdir: str | Path, keep: int = 2):
+
+class Checkpoints:
+    """Latest (keeps `keep` of them) and best (keeps one) checkpoints of a run directory.
+    read_only: for a process that only reads the run (evaluate, sample, ...) while its trainer
+    may still be writing: it changes nothing under checkpoints/ (see `read`)."""
+
+    def __init__(self, workdir: str | Path, keep: int = 2, read_only: bool = False):
         root = Path(workdir) / "checkpoints"
         self.damaged_dir = root / "damaged"
-        self.latest = _manager(root / "latest", keep)
-        self.best = _manager(root / "best", 1)
+        self.read_only = read_only
+        self.latest = _manager(root / "latest", keep, read_only)
+        self.best = _manager(root / "best", 1, read_only)
+
+    def read(self, target: TrainState, which: str = "best") -> tuple[TrainState, dict[str, Any]]:
+        """For readers: the newest complete `which` ("best" or "latest") checkpoint, written by
+        nobody but its trainer. One that a running trainer deletes, or has committed without its
+        digest yet, is passed over and looked for again; nothing is moved, cleaned or rewritten."""
+        manager = self.best if which == "best" else self.latest
+        problems: list[str] = []
+        for _ in range(READ_ATTEMPTS):
+            manager.reload()
+            for epoch in sorted(manager.all_steps(), reverse=True):
+                try:
+                    with _stderr_kept_unless(DamagedCheckpointError):
+                        return _restore(manager, target, which, epoch)
+                except DamagedCheckpointError as err:
+                    problems.append(str(err))
+            time.sleep(READ_WAIT_SECONDS)
+        raise CheckpointError(f"No complete {which} checkpoint could be read in {manager.directory} "
+                              f"({problems[-1] if problems else 'none is there'}); nothing was changed. If its run "
+                              "is not training, resume it (experiments.train --resume), which sets damaged ones aside.")
 
     def save(self, epoch: int, state: TrainState, meta: dict[str, Any], is_best: bool) -> None:
         """Saves `state` as the latest checkpoint of `epoch` (and as the best one if is_best).

@@ -24,7 +24,7 @@ from fvae.models.priors import PRIORS
 from fvae.models.registry import section_fields
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
 # Each named section: its registry (the class is chosen by the key beside it).
 COMPONENTS = {"likelihood": (LIKELIHOODS, "name"), "prior": (PRIORS, "name"), "model": (ARCHITECTURES, "architecture")}
 
@@ -70,7 +70,9 @@ def defaults() -> ml_collections.ConfigDict:
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 128
     config.train.learning_rate = 1e-3
-    config.train.lr_schedule = "constant"  # or "cosine": from learning_rate down to 0 at train.max_epochs
+    config.train.lr_schedule = "constant"  # or "cosine": from learning_rate down to 0 at train.max_epochs;
+                                           # "warmup_cosine": up from 0 over lr_warmup_epochs, then cosine
+    config.train.lr_warmup_epochs = 0.0    # "warmup_cosine": epochs of the linear rise
     config.train.max_epochs = 200
     config.train.max_train_minutes = 0.0  # > 0: stop (like early stopping) once training took this long;
                                           # depends on machine speed: reproduce a run with max_epochs instead
@@ -79,6 +81,7 @@ def defaults() -> ml_collections.ConfigDict:
     config.train.on_device = True    # dataset on device, epochs as compiled scans; False: per-step host loop
     config.train.steps_per_call = 0  # steps per compiled call; 0 = the whole epoch
     config.train.eval_batch_size = 1000
+    config.train.skip_grad_norm = 0.0  # > 0: skip a step whose gradient norm is not below this (VDVAE); 0: never
 
     config.parallel = ml_collections.ConfigDict()
     config.parallel.distributed = False       # True: call jax.distributed.initialize (multi-host)
@@ -175,6 +178,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
         problems.append(f"train.lr_schedule must be one of {LR_SCHEDULES}, got {t.lr_schedule!r}")
     if t.max_train_minutes < 0:
         problems.append(f"train.max_train_minutes must be >= 0 (0: no limit), got {t.max_train_minutes!r}")
+    if t.lr_warmup_epochs < 0 or (t.lr_schedule == "warmup_cosine" and not 0 < t.lr_warmup_epochs < t.max_epochs):
+        problems.append(f"train.lr_warmup_epochs must be in (0, train.max_epochs) with lr_schedule "
+                        f"'warmup_cosine' (and >= 0 always), got {t.lr_warmup_epochs!r}")
+    if t.skip_grad_norm < 0:
+        problems.append(f"train.skip_grad_norm must be >= 0 (0: never skip), got {t.skip_grad_norm!r}")
     if t.min_delta < 0:
         problems.append(f"train.min_delta must be >= 0, got {t.min_delta!r}")
     if t.steps_per_call < 0:

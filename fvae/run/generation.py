@@ -74,19 +74,23 @@ def fitted_sampler(path: str | Path, config: ml_collections.ConfigDict, state: T
 
 
 def generated_images(path: str | Path, config: ml_collections.ConfigDict, state: TrainState, name: str,
-                     key: jax.Array, num: int, log: Callable[[str], None] = print) -> np.ndarray:
+                     key: jax.Array, num: int, log: Callable[[str], None] = print, temperature: float = 1.0
+                     ) -> np.ndarray:
     """Pixel means (num, 784) of `num` draws from the prior (name "prior": what
     fvae.compute.generate_many draws with `key`) or from a fitted sampler, decoded 1,000 at a
-    time (chunk i completes the lower layers with fold_in(key, i + 1))."""
+    time (chunk i completes the lower layers with fold_in(key, i + 1)). `temperature` scales the
+    noise of the prior's every layer, or of the layers below a sampler's top-layer draws."""
     if name == PRIOR:
-        return np.asarray(generate_many(state, key, num, sample_labels(config, num)))
+        return np.asarray(generate_many(state, key, num, sample_labels(config, num), temperature=temperature))
     sampler, params, _ = fitted_sampler(path, config, state, name, log)
-    return _sampler_images(state, sampler, params, key, num)
+    return _sampler_images(state, sampler, params, key, num, temperature)
 
 
-def _sampler_images(state: TrainState, sampler: LatentSampler, params: dict, key: jax.Array, num: int) -> np.ndarray:
+def _sampler_images(state: TrainState, sampler: LatentSampler, params: dict, key: jax.Array, num: int,
+                    temperature: float = 1.0) -> np.ndarray:
     top = sampler.sample(params, jax.random.fold_in(key, 0), num)
-    return np.concatenate([np.asarray(decode_top_samples(state, jax.random.fold_in(key, i + 1), top[s:s + 1000]))
+    return np.concatenate([np.asarray(decode_top_samples(state, jax.random.fold_in(key, i + 1), top[s:s + 1000],
+                                                         temperature))
                            for i, s in enumerate(range(0, num, 1000))])
 
 
@@ -131,11 +135,15 @@ def comparison_sheet(out: Path, path: str | Path, config: ml_collections.ConfigD
 
 
 def sample_grid(path: str | Path, label: str | int | None = None, num: int = 64, seed: int = 0,
-                sampler: str = PRIOR, out_dir: str | Path | None = None) -> Path:
+                sampler: str = PRIOR, out_dir: str | Path | None = None, temperature: float = 1.0) -> Path:
     """Writes a grid of `num` samples of the model at `path` (a run directory or a stored model)
     into `out_dir` (default PATH/samples; required for a stored model): of class `label` for a
-    conditional model, from the fitted sampler `sampler` if named. Returns the picture's path;
-    the same arguments give the same picture."""
+    conditional model, from the fitted sampler `sampler` if named, at `temperature` (the noise
+    of every layer drawn from the model scaled by it; the name gets _t<T> unless it is 1).
+    Returns the picture's path; the same arguments give the same picture."""
+    if not (temperature > 0 and np.isfinite(temperature)):
+        raise ConfigError(f"the temperature must be a positive number, got {temperature!r}: 1 samples the model "
+                          "itself, less than 1 (e.g. 0.7) sharper and less varied images")
     out_dir = stored.output_folder(path, out_dir, "samples")
     check_generators([sampler])
     config, state = stored.load_trained(path)
@@ -147,15 +155,17 @@ def sample_grid(path: str | Path, label: str | int | None = None, num: int = 64,
     index = data.parse_label(label) if label is not None else None
     key = jax.random.key(seed)
     if sampler != PRIOR:
-        images = generated_images(path, config, state, sampler, key, num)
+        images = generated_images(path, config, state, sampler, key, num, temperature=temperature)
         name, title = f"{sampler}_n{num}_seed{seed}", f"{num} samples of the {SAMPLERS[sampler].description}"
     else:
         labels = np.full(num, index, np.int32) if index is not None else sample_labels(config, num)
-        images = np.asarray(generate(state, key, num, labels))
+        images = np.asarray(generate(state, key, num, labels, temperature))
         stem = "all_classes" if index is None and conditional else (
             "prior" if index is None else data.CLASS_NAMES[index].replace("/", "-"))
         name = f"{stem}_n{num}_seed{seed}"
         title = f"{num} samples of class {data.CLASS_NAMES[index]}" if index is not None else f"{num} prior samples"
+    if temperature != 1:
+        name, title = f"{name}_t{temperature:g}", f"{title}, temperature {temperature:g}"
     out = out_dir / f"{name}.png"
     out_dir.mkdir(parents=True, exist_ok=True)
     plots.save_image_grid(out, images, title)

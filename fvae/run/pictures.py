@@ -21,10 +21,12 @@ from fvae.run.assemble import conditioning_labels, run_keys, sample_labels, samp
 
 
 def draw_evaluation_pictures(state: TrainState, config: ml_collections.ConfigDict, splits: data.Splits,
-                             test_codes: np.ndarray, kl: list[float], workdir: Path, out: Path) -> list[str]:
+                             test_codes: np.ndarray, kl: list[float], workdir: Path, out: Path,
+                             temperatures: tuple[float, ...] = ()) -> list[str]:
     """Writes every picture into the folder `out` (test_codes: the test images' codes; kl: the KL
     per latent dimension; the training curves from `workdir`'s history, if it is a run
-    directory); returns their file names in report order."""
+    directory; samples_t<T>.png, the same draws at each of `temperatures`); returns their
+    file names in report order."""
     sample_key = run_keys(config.seed)["sample"]
     names = data.CLASS_NAMES
     test_images, test_labels = splits.test
@@ -40,6 +42,10 @@ def draw_evaluation_pictures(state: TrainState, config: ml_collections.ConfigDic
     plots.save_image_grid(saved("samples.png"), np.asarray(generate(state, sample_key, 64,
                                                                     sample_labels(config, 64))),
                           samples_title(config))
+    for temperature in temperatures:
+        plots.save_image_grid(saved(f"samples_t{temperature:g}.png"),
+                              np.asarray(generate(state, sample_key, 64, sample_labels(config, 64), temperature)),
+                              f"{samples_title(config)}, temperature {temperature:g}")
     if config.model.conditional:
         # 10 samples of each class, one class per row.
         per_class = np.repeat(np.arange(data.NUM_CLASSES, dtype=np.int32), 10)

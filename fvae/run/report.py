@@ -15,7 +15,8 @@ import numpy as np
 
 from fvae import errors, files
 from fvae.analysis.probes import knn_accuracy, linear_probe_accuracy
-from fvae.compute.bounds import dataset_codes, evaluate_bound, iwae_log_likelihoods, latent_statistics
+from fvae.compute.bounds import ACTIVE_THRESHOLD, dataset_codes, evaluate_bound, iwae_log_likelihoods, latent_statistics
+from fvae.models import build_model
 from fvae.models.likelihoods import bits_per_dim, build_likelihood
 from fvae.run import generation, rundir, stored
 from fvae.run.assemble import load_splits, model_inputs, run_keys
@@ -24,15 +25,19 @@ from fvae.run.pictures import draw_evaluation_pictures
 
 def evaluate_run(path: str | Path, iwae_samples: Sequence[int] = (1000,), split: str = "test", limit: int = 0,
                  overwrite: bool = False, *, samplers: Sequence[str] = (), out: str | Path | None = None,
-                 retrain_classifier: bool = False, log: Callable[[str], None] = print) -> dict:
+                 retrain_classifier: bool = False, temperatures: Sequence[float] = (),
+                 log: Callable[[str], None] = print) -> dict:
     """Computes every metric and picture of a run directory or a stored model (`path`) into
     `out` (default RUN/eval; required for a stored model); returns the metrics.
 
     limit: evaluate the likelihoods on the first N images of the split. The sample-quality
     scores always compare SCORE_IMAGES samples of the prior and of each of `samplers` with as
     many test images, in the shipped classifier's features (retrain_classifier: one trained
-    on this machine's data instead), and a sheet shows them side by side.
+    on this machine's data instead), and a sheet shows them side by side. temperatures: a
+    picture of prior samples at each (every latent layer's noise scaled by it).
     """
+    if any(not (t > 0 and math.isfinite(t)) for t in temperatures):
+        raise errors.ConfigError(f"--temperatures must be positive numbers, got {list(temperatures)}")
     path = Path(path)
     out = stored.output_folder(path, out, rundir.EVAL_DIR)
     generation.check_generators(samplers)
@@ -60,6 +65,7 @@ def evaluate_run(path: str | Path, iwae_samples: Sequence[int] = (1000,), split:
     metrics["kl_per_dimension"] = [float(v) for v in stats["kl_per_dimension"]]
     metrics["latents"] = len(metrics["kl_per_dimension"])  # The code's size: both layers of a hierarchical VAE.
     metrics["active_units"] = int(stats["active_units"])
+    metrics.update(group_metrics(build_model(config).group_sizes, stats))
     metrics["reconstruction_mse"] = float(stats["reconstruction_mse"])
     metrics["seconds_elbo_and_latents"] = time.perf_counter() - start
     metrics.update(iwae_metrics(state, inputs, keys["eval"], iwae_samples, discrete, log))
@@ -84,7 +90,8 @@ def evaluate_run(path: str | Path, iwae_samples: Sequence[int] = (1000,), split:
             f"{scores['precision']:.3f}, recall {scores['recall']:.3f} ({scores['sample_images']} against as many "
             "test images)")
 
-    pictures = draw_evaluation_pictures(state, config, splits, test_codes, metrics["kl_per_dimension"], path, out)
+    pictures = draw_evaluation_pictures(state, config, splits, test_codes, metrics["kl_per_dimension"], path, out,
+                                        tuple(temperatures))
     if samplers:
         generation.comparison_sheet(out / "samplers.png", path, config, state, [generation.PRIOR, *samplers])
         pictures.append("samplers.png")
@@ -94,6 +101,19 @@ def evaluate_run(path: str | Path, iwae_samples: Sequence[int] = (1000,), split:
         f"probe {metrics['linear_probe_accuracy']:.3f}, kNN {metrics['knn5_accuracy']:.3f}. "
         f"Report: {out / 'report.md'}")
     return metrics
+
+
+def group_metrics(group_sizes: Sequence[int], stats: dict) -> dict:
+    """Per stochastic group (layer), bottom first: its KL (the sum of its latents' KL, nats)
+    and its active units, so that a collapsed group shows. Empty for a one-layer model."""
+    if len(group_sizes) < 2:
+        return {}
+    ends = np.cumsum([0, *group_sizes])
+    kl, variance = np.asarray(stats["kl_per_dimension"], np.float64), np.asarray(stats["code_variance"])
+    spans = list(zip(ends[:-1], ends[1:]))
+    return {"kl_per_group": [float(kl[a:b].sum()) for a, b in spans],
+            "active_units_per_group": [int((variance[a:b] > ACTIVE_THRESHOLD).sum()) for a, b in spans],
+            "latents_per_group": [int(n) for n in group_sizes]}
 
 
 def iwae_metrics(state, inputs, key, iwae_samples, discrete: bool, log=print) -> dict:
@@ -136,15 +156,29 @@ def _stderr(values: np.ndarray) -> float:
 
 
 def _report(workdir: Path, metrics: dict, pictures: list[str]) -> str:
-    rows = [(k, v) for k, v in metrics.items() if k not in ("kl_per_dimension", "samplers")]
+    rows = [(k, v) for k, v in metrics.items() if k not in ("kl_per_dimension", "samplers", *GROUP_KEYS)]
     table = "\n".join(f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in rows)
     kl = ", ".join(f"{v:.2f}" for v in metrics["kl_per_dimension"])
     figures = "\n\n".join(f"### {name.removesuffix('.png').replace('_', ' ')}\n\n![{name}]({name})"
                           for name in pictures)
     return (f"# Evaluation of {workdir.name}\n\nAll likelihoods in nats per image on the {metrics['split']} split "
             f"({metrics['images']} images); IWAE rows are upper bounds on -log p(x).\n\n| metric | value |\n"
-            f"| --- | --- |\n{table}\n\nKL per latent dimension: {kl}\n\n{_samples_table(metrics)}"
+            f"| --- | --- |\n{table}\n\n{_groups_table(metrics)}KL per latent dimension: {kl}\n\n"
+            f"{_samples_table(metrics)}"
             f"## Pictures\n\n{figures}\n")
+
+
+GROUP_KEYS = ("kl_per_group", "active_units_per_group", "latents_per_group")
+
+
+def _groups_table(metrics: dict) -> str:
+    """One row per stochastic group, bottom first: KL and active units (posterior collapse shows as 0)."""
+    if "kl_per_group" not in metrics:
+        return ""
+    rows = "\n".join(f"| {i} | {kl:.2f} | {active}/{size} |" for i, (kl, active, size) in enumerate(
+        zip(*(metrics[key] for key in GROUP_KEYS)), start=1))
+    return ("## Stochastic groups\n\nBottom (next to x) first; KL in nats per image.\n\n| group | KL | active units |"
+            f"\n| --- | --- | --- |\n{rows}\n\n")
 
 
 def _samples_table(metrics: dict) -> str:

@@ -63,8 +63,9 @@ def start(workdir: str | Path, config: dict, resume: bool, write: bool = True) -
         if write:
             write_json(config_path, _to_json(config))
         return {k: (stored.get(k), given.get(k)) for k in RESUMABLE_CHANGES if stored.get(k) != given.get(k)}
-    if workdir.exists() and not never_trained(workdir) and any(
-            p.name != LOCK_FILE and not p.name.endswith(".tmp") for p in workdir.iterdir()):
+    if workdir.exists() and not never_trained(workdir) and any(  # versions.json alone: a start killed before
+            p.name not in (LOCK_FILE, VERSIONS_FILE) and not p.name.endswith(".tmp")  # config.json: start afresh
+            for p in workdir.iterdir()):
         raise RunDirError(f"{workdir} already holds files; refusing to overwrite a run. "
                           "Use --resume to continue it, or choose a new --workdir.")
     if write:
@@ -93,7 +94,8 @@ def run_state(workdir: str | Path) -> str:
 
     "training": another process holds the run's lock. "finished": its test_metrics.json reports
     every recorded epoch. "damaged": config.json or test_metrics.json cannot be read, or the run
-    has trained but no latest checkpoint is left (all set aside as damaged).
+    has trained but no latest or best checkpoint is left (all set aside as damaged); with only a
+    best one left it is "stopped" (--resume continues from it).
     Structural only: a checkpoint whose bytes are damaged is found when it is read.
     """
     workdir = Path(workdir)
@@ -107,7 +109,7 @@ def run_state(workdir: str | Path) -> str:
         return "damaged"
     if never_trained(workdir):
         return "failed before any epoch"
-    if not has_checkpoint(workdir):
+    if not has_checkpoint(workdir) and not has_checkpoint(workdir, "best"):
         return "damaged"
     if not (workdir / TEST_METRICS_FILE).exists():
         return "stopped"

@@ -88,10 +88,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
         progress = False
     workdir = Path(workdir)
     changes = rundir.start(workdir, config.to_dict(), resume, write=False)  # Refuse misuse before loading data.
-    if resume and not rundir.never_trained(workdir) and not rundir.has_checkpoint(workdir):
-        raise CheckpointError(f"{workdir} has trained but holds no readable latest checkpoint (damaged ones are in "
-                              f"{workdir / 'checkpoints' / 'damaged'}); nothing was changed. Start a new run "
-                              "directory.")  # Never started over from epoch 1; refused before anything is written.
+    if resume and not rundir.never_trained(workdir) and not rundir.has_checkpoint(workdir) \
+            and not rundir.has_checkpoint(workdir, "best"):
+        raise CheckpointError(f"{workdir} has trained but holds no readable latest or best checkpoint (damaged ones "
+                              f"are in {workdir / 'checkpoints' / 'damaged'}, its metrics in {rundir.METRICS_FILE}); "
+                              "nothing was changed. Start a new run directory.")  # Never restarted from epoch 1.
     splits = load_splits(config)  # What can fail before training fails before the run directory exists.
     if jax.process_count() > 1:  # Every process checks the directory before process 0 writes to it.
         multihost_utils.sync_global_devices("fvae: run directory checked")
@@ -119,8 +120,8 @@ def _train(run: RunContext, splits: data.Splits, resume: bool, changes: dict[str
 
     checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep)
     stopper, history, start_epoch = EarlyStopping(t.patience, t.min_delta), [], 1
-    if resume and checkpoints.latest_epoch() is not None:
-        state, meta = checkpoints.restore_latest(state, log)
+    if resume and (checkpoints.latest_epoch() is not None or checkpoints.best.latest_step() is not None):
+        state, meta = _restore_to_resume(checkpoints, state, log)
         stopper, history = _resumed_stopper(meta["early_stopping"], t, changes, log), meta["history"]
         start_epoch = meta["epoch"] + 1
         if where.is_writer:
@@ -181,6 +182,22 @@ def _resumed_stopper(saved: dict, t: ml_collections.ConfigDict, changes: dict[st
             f"(best so far: epoch {stopper.best_epoch}).")
         stopper.bad_epochs = 0
     return stopper
+
+
+def _restore_to_resume(checkpoints: Checkpoints, state, log: Callable[[str], None]):
+    """The newest readable latest checkpoint, else (none is left: a kill during the first
+    latest write, or all damaged) the best one, saying so; the epochs after it are trained
+    again, bit for bit."""
+    try:
+        if checkpoints.latest_epoch() is not None:
+            return checkpoints.restore_latest(state, log)
+    except CheckpointError as err:
+        if checkpoints.best.latest_step() is None:
+            raise
+        log(str(err).split(" Start a new run")[0])
+    log(f"No readable latest checkpoint in {checkpoints.latest.directory}: resuming from the best one (epoch "
+        f"{checkpoints.best.latest_step()}); the epochs after it are trained again.")
+    return checkpoints.restore_best(state, log)
 
 
 def _run_epoch(run: RunContext, state: TrainState, train: data.Dataset, val: data.Dataset,
