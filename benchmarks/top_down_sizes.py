@@ -46,7 +46,8 @@ def study(name: str, overrides: dict, epochs: int, iwae_images: int) -> dict:
         section, field = key.split(".")
         config[section][field] = value
     recipe_epochs = config.train.max_epochs
-    config.train.max_epochs = epochs
+    config.train.max_epochs = epochs  # The schedules laid out over these epochs; a warm-up over half of them at most.
+    config.train.lr_warmup_epochs = min(config.train.lr_warmup_epochs, epochs / 2)
     with tempfile.TemporaryDirectory() as workdir:
         train_and_evaluate(config, workdir, log=lambda _: None, progress=False)
         history = rundir.load_history(workdir)

@@ -28,10 +28,18 @@ from fvae.compute import (
 from fvae.data import Dataset
 from fvae.models.gaussians import kl_standard_normal
 from fvae.models.losses import Objective, iwae_bound
-from fvae.run.stored import load_model
 
 __version__ = "0.1.0"
 
 __all__ = ["Batch", "Dataset", "Objective", "TrainState", "create_train_state", "eval_step", "evaluate_bound",
            "generate", "iwae_bound", "iwae_log_likelihoods", "iwae_nll", "kl_standard_normal", "latent_statistics",
            "load_model", "reconstruct", "train_epoch", "train_step"]
+
+
+def __getattr__(name: str):
+    """`fvae.load_model` on first use: importing fvae loads neither fvae.run nor Orbax."""
+    if name == "load_model":
+        from fvae.run.stored import load_model
+
+        return load_model
+    raise AttributeError(f"module 'fvae' has no attribute {name!r}")

@@ -47,7 +47,7 @@ async def finalize(self):
     reached("checkpoint-write")
     commit = SEEN["checkpoint-write"]
     if commit <= HOLD_COMMITS:
-        print(f"HOLDING {commit}", flush=True)
+        print(f"HOLDING {commit} {self.get()}", flush=True)
         while not (HOLD_DIR / f"release-{commit}").exists():
             time.sleep(0.05)
     return await original_finalize(self)

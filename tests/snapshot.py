@@ -46,7 +46,7 @@ def measure(name: str) -> dict[str, float | list[float]]:
     from fvae.compute.steps import train_step
     from fvae.data import Dataset
     from fvae.models import build_model
-    from fvae.run.assemble import learning_rate, objective
+    from fvae.run.assemble import learning_rate, objective, optimizer
     from tests.helpers import class_images
 
     config = configs.load(name)
@@ -54,7 +54,7 @@ def measure(name: str) -> dict[str, float | list[float]]:
     images, labels = images.reshape(128, 784), labels.astype(np.int32)
     train_batch = Dataset(images[:64], labels[:64] if config.model.conditional else None)
     state = create_train_state(build_model(config), jax.random.key(config.seed), images[:1],
-                               learning_rate(config), objective(config))
+                               learning_rate(config), objective(config), tx=optimizer(config))
     losses = []
     for _ in range(3):
         state, metrics = train_step(state, train_batch, jax.random.key(1))

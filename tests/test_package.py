@@ -98,3 +98,13 @@ def test_every_reliability_promise_names_tests_that_exist():
 
 def test_the_readme_is_short():
     assert len((REPO / "README.md").read_text().splitlines()) <= 250
+
+
+def test_importing_fvae_and_its_jitted_functions_loads_no_run_machinery():
+    """`import fvae` and `from fvae import train_step` stay light: neither fvae.run (run
+    directories, the trainer) nor Orbax nor TensorFlow is loaded; fvae.load_model still works."""
+    code = ("import sys, fvae\nfrom fvae import train_step\nheavy = [m for m in sys.modules if m == 'fvae.run' or "
+            "m.startswith(('orbax', 'tensorflow'))]\nprint(heavy)\nprint(callable(fvae.load_model))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["[]", "True"], out.stdout

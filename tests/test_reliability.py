@@ -115,36 +115,38 @@ def reader(module: str, workdir: Path, out: Path, *extra: str) -> subprocess.Com
 @pytest.mark.slow
 @KILLS
 def test_sampling_and_evaluating_a_run_while_it_writes_checkpoints_never_disturbs_it(tmp_path):
-    """Readers run while the trainer holds a checkpoint write open (tests/kill_worker.py holds
-    commits 2-5: latest/1, best/2, latest/2, best/3 or so): each reads the newest complete
-    checkpoint, leaves the trainer's temporary folder where it is and changes nothing under
-    checkpoints/; the trainer then finishes exactly as an undisturbed run."""
+    """Readers run while the trainer holds a checkpoint write open (tests/kill_worker.py holds its
+    first 12 commits; a reader runs at each one once a best checkpoint is complete): each reads
+    the newest complete checkpoint, leaves the trainer's temporary folder where it is and
+    changes nothing under checkpoints/; the trainer then finishes exactly as an undisturbed run."""
     reference = tmp_path / "undisturbed"
     done = subprocess.run(cli(reference), cwd=REPO, env=ENV, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     workdir, holds = tmp_path / "live", tmp_path / "holds"
     holds.mkdir()
-    for i in (1,):  # The first commit (best/1) has nothing complete beside it: let it through.
-        (holds / f"release-{i}").touch()
     process = subprocess.Popen(cli(workdir, module="tests.kill_worker"), cwd=REPO,
-                               env=dict(ENV, FVAE_HOLD_COMMITS="5", FVAE_HOLD_DIR=str(holds)),
+                               env=dict(ENV, FVAE_HOLD_COMMITS="12", FVAE_HOLD_DIR=str(holds)),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    readers = 0
     try:
-        for commit in (2, 3, 4, 5):
-            assert next((line for line in process.stdout if line.startswith(f"HOLDING {commit}")), None), \
+        for commit in range(1, 13):
+            assert next((line for line in process.stdout if line.startswith(f"HOLDING {commit} ")), None), \
                 f"the trainer ended before commit {commit}: {process.stderr.read()[-3000:]}"
-            before = sorted(str(p.relative_to(workdir)) for p in (workdir / "checkpoints").rglob("*"))
             assert checkpoint_write_in_progress(workdir)
-            if commit % 2:
-                result = reader("experiments.evaluate", workdir, tmp_path / f"eval-{commit}", "--iwae_samples=10",
-                                "--limit=100")
-            else:
-                result = reader("experiments.sample", workdir, tmp_path / f"sample-{commit}", "-n", "16")
-            assert result.returncode == 0, result.stderr[-3000:]
-            assert "Traceback" not in result.stderr
-            after = sorted(str(p.relative_to(workdir)) for p in (workdir / "checkpoints").rglob("*"))
-            assert after == before, "a reader changed the run's checkpoints"
+            if readers < 4 and rundir.has_checkpoint(workdir, "best"):
+                before = sorted(str(p.relative_to(workdir)) for p in (workdir / "checkpoints").rglob("*"))
+                if readers % 2:
+                    result = reader("experiments.evaluate", workdir, tmp_path / f"eval-{commit}",
+                                    "--iwae_samples=10", "--limit=100")
+                else:
+                    result = reader("experiments.sample", workdir, tmp_path / f"sample-{commit}", "-n", "16")
+                assert result.returncode == 0, result.stderr[-3000:]
+                assert "Traceback" not in result.stderr
+                after = sorted(str(p.relative_to(workdir)) for p in (workdir / "checkpoints").rglob("*"))
+                assert after == before, "a reader changed the run's checkpoints"
+                readers += 1
             (holds / f"release-{commit}").touch()
+        assert readers == 4
         out, err = process.communicate(timeout=900)
     finally:
         if process.poll() is None:
@@ -446,6 +448,10 @@ BAD_INPUTS = [
     ("truncated", "train", ["--workdir", "{tmp}/cut", "--resume"], "config.json is not valid JSON"),
     ("wrong type", "train", ["--workdir", "{tmp}/run", "--config.train.batch_size=abc"], "invalid literal"),
     ("out of range", "train", ["--workdir", "{tmp}/run", "--config.train.batch_size=0"], "must be >= 1"),
+    ("out of range", "train", ["--workdir", "{tmp}/run", "--config.train.optimizer=lion"],
+     "train.optimizer must be one of"),
+    ("out of range", "train", ["--workdir", "{tmp}/run", "--config.model.architecture=top_down",
+                               "--config.model.posterior=both"], "model.posterior must be one of"),
     ("file for dir", "train", ["--config", "mlp500", "--workdir", "{tmp}/afile"], "is a file, not a directory"),
     ("missing", "evaluate", ["--workdir", "{tmp}/nothing"], "holds no run"),
     ("unreadable", "evaluate", ["--workdir", "{tmp}/unreadable"], "config.json cannot be read"),
@@ -461,6 +467,9 @@ BAD_INPUTS = [
     ("out of range", "sample", ["--workdir", "{tmp}/cut", "--seed=-1"], "flag --seed=-1"),
     ("file for dir", "sample", ["--workdir", "{tmp}/afile"], "is a file, not a directory"),
     ("out of range", "sample", ["--workdir", "{tmp}/cut", "--sampler=nope"], "unknown sampler nope"),
+    ("out of range", "sample", ["--workdir", "{tmp}/cut", "--temperature=0"], "temperature must be a positive number"),
+    ("out of range", "evaluate", ["--workdir", "{tmp}/cut", "--temperatures=0.7,-1"],
+     "--temperatures takes positive numbers"),
     ("missing", "export_model", ["--workdir", "{tmp}/nothing", "--out", "{tmp}/model"], "holds no run"),
     ("truncated", "export_model", ["--workdir", "{tmp}/cut", "--out", "{tmp}/model"], "config.json is not valid JSON"),
     ("file for dir", "export_model", ["--workdir", "{tmp}/afile", "--out", "{tmp}/model"], "is a file, not a dir"),

@@ -36,15 +36,17 @@ class TrainState(train_state.TrainState):
 
 def create_train_state(model: nn.Module, key: jax.Array, example_batch: jax.Array | np.ndarray,
                        learning_rate: float | optax.Schedule, objective: Objective = Objective(),
-                       skip_grad_norm: float = 0.0) -> TrainState:
+                       skip_grad_norm: float = 0.0, tx: optax.GradientTransformation | None = None) -> TrainState:
     """Initializes parameters from `key` and an Adam optimizer (learning_rate: a constant, or an
     optax schedule of the step, e.g. fvae.run.assemble.learning_rate(config)). skip_grad_norm > 0:
     a step whose gradient's global norm is not below it changes neither parameters nor Adam's
-    moments (the step still counts, so the next batch draws fresh noise)."""
+    moments (the step still counts, so the next batch draws fresh noise). tx: another optax
+    optimizer (fvae.run.assemble.optimizer(config) builds a config's; its learning rate should
+    be `learning_rate`, which the state reports)."""
     images = to_unit_interval(example_batch)
     learning_rate = learning_rate if callable(learning_rate) else float(learning_rate)  # Static: hashable.
     params = model.init(key, images, jax.random.key(0), jnp.zeros(images.shape[:1], jnp.int32))["params"]
-    return TrainState.create(apply_fn=_apply_fn(model), params=params, tx=_adam(learning_rate), objective=objective,
+    return TrainState.create(apply_fn=_apply_fn(model), params=params, tx=_adam(learning_rate) if tx is None else tx, objective=objective,
                              learning_rate=learning_rate, skip_grad_norm=float(skip_grad_norm))
 
 

@@ -58,6 +58,27 @@ def _cosine_schedule(initial: float, steps: int, warmup: int = 0) -> optax.Sched
     return optax.cosine_decay_schedule(initial, steps)
 
 
+def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """The optax optimizer a config describes: train.optimizer (adam, adamw, sgd) with its
+    hyperparameters at learning_rate(config), after clipping to train.clip_grad_norm if set."""
+    t = config.train
+    return _optimizer(t.optimizer, learning_rate(config), float(t.adam_b1), float(t.adam_b2), float(t.adam_eps),
+                      float(t.weight_decay), float(t.momentum), float(t.clip_grad_norm))
+
+
+@functools.lru_cache(maxsize=64)
+def _optimizer(name: str, rate, b1: float, b2: float, eps: float, weight_decay: float, momentum: float,
+               clip: float) -> optax.GradientTransformation:
+    """One optimizer object per setting: the jitted steps' cache key holds it (see compute.state)."""
+    if name == "adam":
+        tx = optax.adam(rate, b1, b2, eps)
+    elif name == "adamw":
+        tx = optax.adamw(rate, b1, b2, eps, weight_decay=weight_decay)
+    else:
+        tx = optax.sgd(rate, momentum=momentum or None)
+    return optax.chain(optax.clip_by_global_norm(clip), tx) if clip else tx
+
+
 def run_keys(seed: int) -> dict[str, jax.Array]:
     """The run's independent random streams, all derived from the seed."""
     root = jax.random.key(seed)
@@ -101,7 +122,7 @@ def initial_state(config: ml_collections.ConfigDict) -> TrainState:
     """The run's freshly initialized TrainState (also the template that checkpoints restore into)."""
     return create_train_state(build_model(config), run_keys(config.seed)["init"],
                               np.zeros((1, 784), np.uint8), learning_rate(config), objective(config),
-                              config.train.skip_grad_norm)
+                              config.train.skip_grad_norm, optimizer(config))
 
 
 def conditioning_labels(config: ml_collections.ConfigDict, labels: np.ndarray) -> np.ndarray | None:

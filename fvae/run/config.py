@@ -25,6 +25,7 @@ from fvae.models.registry import section_fields
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
 LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
+OPTIMIZERS = ("adam", "adamw", "sgd")
 # Each named section: its registry (the class is chosen by the key beside it).
 COMPONENTS = {"likelihood": (LIKELIHOODS, "name"), "prior": (PRIORS, "name"), "model": (ARCHITECTURES, "architecture")}
 
@@ -69,7 +70,14 @@ def defaults() -> ml_collections.ConfigDict:
 
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 128
+    config.train.optimizer = "adam"   # or "adamw" (decoupled weight decay), "sgd" (with momentum)
     config.train.learning_rate = 1e-3
+    config.train.adam_b1 = 0.9        # adam, adamw
+    config.train.adam_b2 = 0.999
+    config.train.adam_eps = 1e-8
+    config.train.weight_decay = 0.0   # adamw
+    config.train.momentum = 0.9       # sgd (0: plain SGD)
+    config.train.clip_grad_norm = 0.0  # > 0: clip the gradient to this global norm before the optimizer
     config.train.lr_schedule = "constant"  # or "cosine": from learning_rate down to 0 at train.max_epochs;
                                            # "warmup_cosine": up from 0 over lr_warmup_epochs, then cosine
     config.train.lr_warmup_epochs = 0.0    # "warmup_cosine": epochs of the linear rise
@@ -181,6 +189,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if t.lr_warmup_epochs < 0 or (t.lr_schedule == "warmup_cosine" and not 0 < t.lr_warmup_epochs < t.max_epochs):
         problems.append(f"train.lr_warmup_epochs must be in (0, train.max_epochs) with lr_schedule "
                         f"'warmup_cosine' (and >= 0 always), got {t.lr_warmup_epochs!r}")
+    if t.optimizer not in OPTIMIZERS:
+        problems.append(f"train.optimizer must be one of {OPTIMIZERS}, got {t.optimizer!r}")
+    for name in ("adam_b1", "adam_b2", "momentum"):
+        if not 0 <= t[name] < 1:
+            problems.append(f"train.{name} must be in [0, 1), got {t[name]!r}")
+    if not t.adam_eps > 0:
+        problems.append(f"train.adam_eps must be > 0, got {t.adam_eps!r}")
+    if t.weight_decay < 0 or t.clip_grad_norm < 0:
+        problems.append(f"train.weight_decay and train.clip_grad_norm must be >= 0 (0: none), got "
+                        f"{t.weight_decay!r}, {t.clip_grad_norm!r}")
     if t.skip_grad_norm < 0:
         problems.append(f"train.skip_grad_norm must be >= 0 (0: never skip), got {t.skip_grad_norm!r}")
     if t.min_delta < 0:
