@@ -537,6 +537,7 @@ def test_every_script_turns_bad_input_into_one_error_line(tmp_path, kind, script
     assert result.returncode in (1, 2) and "Traceback" not in result.stderr, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and message in result.stderr[result.stderr.index("error: "):], result.stderr[-2000:]
+    assert result.stderr.startswith("error: "), result.stderr[:2000]  # No library log lines before it.
     assert _contents(tmp_path) == before
 
 

@@ -18,7 +18,7 @@ from fvae.run.trainer import train_and_evaluate
 from tests.helpers import params_equal
 from tests.test_runner import final_state, small_config, without_timing
 
-BOUND = 8.0
+BOUNDS = (-6.0, 1.5)
 
 
 def tiny(prior="standard_normal", posterior="residual", gated=False, cell="mlp"):
@@ -26,7 +26,7 @@ def tiny(prior="standard_normal", posterior="residual", gated=False, cell="mlp")
     config = defaults()
     config.model.architecture, config.model.cell, config.model.posterior = "top_down", cell, posterior
     config.model.groups, config.model.latents, config.model.width, config.model.cell_hidden = 3, 2, 6, 5
-    config.model.gated, config.model.logvar_bound = gated, BOUND
+    config.model.gated, config.model.logvar_range = gated, BOUNDS
     config.prior.name, config.prior.components = prior, 3
     validate(config)
     model = build_model(config)
@@ -59,7 +59,12 @@ def _cell(p, h, gated, extra=None):
 def _head(p, inputs, gated, rows):
     h = sum(np.tile(_dense(p[f"in_{i}"], x), (rows // x.shape[0], 1)) for i, x in enumerate(inputs))
     mean, logvar = np.split(_dense(p["out"], _act(h, gated)), 2, axis=-1)
-    return mean, BOUND * np.tanh(logvar / BOUND)
+    return mean, _bounded(logvar)
+
+
+def _bounded(logvar):
+    lo, hi = BOUNDS
+    return np.where(logvar < 0, lo * np.tanh(logvar / lo), hi * np.tanh(logvar / hi))
 
 
 def _log_normal(z, mean, logvar):
@@ -85,7 +90,7 @@ def _posterior(dec, index, s, feature, prior, posterior, gated):
     mean, logvar = _head(dec[f"posterior_{index}"], [s, feature], gated, rows)
     if prior is None:
         return mean, logvar
-    return prior[0] + mean, BOUND * np.tanh((prior[1] + logvar) / BOUND)
+    return prior[0] + mean, _bounded(prior[1] + logvar)
 
 
 def reference_log_weights(params, x, z, groups, prior_name, posterior, gated):

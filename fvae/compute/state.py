@@ -46,8 +46,8 @@ def create_train_state(model: nn.Module, key: jax.Array, example_batch: jax.Arra
     images = to_unit_interval(example_batch)
     learning_rate = learning_rate if callable(learning_rate) else float(learning_rate)  # Static: hashable.
     params = model.init(key, images, jax.random.key(0), jnp.zeros(images.shape[:1], jnp.int32))["params"]
-    return TrainState.create(apply_fn=_apply_fn(model), params=params, tx=_adam(learning_rate) if tx is None else tx, objective=objective,
-                             learning_rate=learning_rate, skip_grad_norm=float(skip_grad_norm))
+    return TrainState.create(apply_fn=_apply_fn(model), params=params, tx=_adam(learning_rate) if tx is None else tx,
+                             objective=objective, learning_rate=learning_rate, skip_grad_norm=float(skip_grad_norm))
 
 
 # The jitted steps take the state's static fields (apply_fn, tx) as part of their cache key. A

@@ -156,7 +156,7 @@ class TopDown(Architecture):
     cell_hidden: int = 256
     resolutions: tuple = (1, 7, 14)  # cell "conv": the groups' resolutions, top first; each divides the next and 14
     posterior: str = "residual"  # "residual" (NVAE's residual Normal) or "merge" (the Ladder VAE's precision-weighted)
-    logvar_bound: float = 8.0  # Every log-variance is bound * tanh(v / bound)
+    logvar_range: tuple = (-8.0, 2.0)  # Every log-variance is softly bounded to it (std e^-4 .. e^1)
     conv_impl: str = "auto"
     name = "top_down"
     conditional = False
@@ -172,8 +172,9 @@ class TopDown(Architecture):
             problems.append(f"model.cell must be one of {cls.cells}, got {section.cell!r}")
         if section.posterior not in top_down.POSTERIORS:
             problems.append(f"model.posterior must be one of {top_down.POSTERIORS}, got {section.posterior!r}")
-        if not section.logvar_bound > 0:
-            problems.append(f"model.logvar_bound must be > 0, got {section.logvar_bound!r}")
+        bounds = tuple(section.logvar_range)
+        if len(bounds) != 2 or not all(isinstance(b, (int, float)) for b in bounds) or not bounds[0] < 0 < bounds[1]:
+            problems.append(f"model.logvar_range must be (lo, hi) with lo < 0 < hi, got {bounds}")
         sizes = tuple(section.resolutions)
         if section.cell == "conv" and not (
                 sizes and all(isinstance(r, int) and r >= 1 and 14 % r == 0 for r in sizes)
@@ -191,10 +192,10 @@ class TopDown(Architecture):
 
     def build(self, model, likelihood, prior):
         dtype, channels, _ = _common(model, likelihood)
-        plan = self.plan(model)
+        plan, bounds = self.plan(model), (float(self.logvar_range[0]), float(self.logvar_range[1]))
         return top_down.TopDownVAE(
             top_down.BottomUp(plan, self.width, self.cell_hidden, model.gated, self.conv_impl, dtype),
-            top_down.TopDownPath(plan, self.width, self.cell_hidden, channels, self.logvar_bound, self.posterior,
+            top_down.TopDownPath(plan, self.width, self.cell_hidden, channels, bounds, self.posterior,
                                  model.gated, self.conv_impl, dtype),
             likelihood, prior)
 

@@ -12,7 +12,7 @@ the Ladder VAE's precision-weighted product of p with a Gaussian read off h_l al
 
 Cells are MLP residual blocks (vectors; `gated` units or swish) or convolutional residual
 blocks (feature maps), so groups sit at one or more resolutions (e.g. 1x1, 7x7, 14x14).
-Every log-variance is bounded softly, b * tanh(v / b). The codes of an image are all groups
+Every log-variance is bounded softly to a range (lo, hi) (soft_bound). The codes of an image are all groups
 concatenated bottom first, z = [z_1, ..., z_L] (the top group last, as in the bottom-up
 hierarchical VAE), so every evaluation, sampler and picture works unchanged.
 """
@@ -37,9 +37,11 @@ POSTERIORS = ("residual", "merge")
 IMAGE_SIDE = 28
 
 
-def soft_bound(logvar: jax.Array, bound: float) -> jax.Array:
-    """bound * tanh(logvar / bound): the identity near 0, never beyond +-bound."""
-    return bound * jnp.tanh(logvar / bound)
+def soft_bound(logvar: jax.Array, bounds: tuple[float, float]) -> jax.Array:
+    """lo tanh(v / lo) for v < 0, hi tanh(v / hi) above, for bounds (lo, hi), lo < 0 < hi: the
+    identity near 0 (slope 1 from both sides), never beyond lo or hi."""
+    lo, hi = bounds
+    return jnp.where(logvar < 0, lo * jnp.tanh(logvar / lo), hi * jnp.tanh(logvar / hi))
 
 
 def gaussian_kl(q_mean, q_logvar, p_mean, p_logvar) -> jax.Array:
@@ -81,7 +83,7 @@ class Head(nn.Module):
 
     latents: int
     hidden: int
-    bound: float
+    bounds: tuple[float, float]
     gated: bool = False
     dtype: Any = jnp.float32
 
@@ -99,7 +101,7 @@ class Head(nn.Module):
         h = activation(h, True) if self.gated else nn.swish(h)
         out = nn.Dense(2 * self.latents, dtype=self.dtype, kernel_init=nn.initializers.zeros, name="out")(h)
         mean, logvar = jnp.split(out.astype(jnp.float32), 2, axis=-1)
-        return mean, soft_bound(logvar, self.bound)
+        return mean, soft_bound(logvar, self.bounds)
 
 
 class BottomUp(nn.Module):
@@ -153,7 +155,7 @@ class TopDownPath(nn.Module):
     width: int
     hidden: int
     channels: int  # likelihood parameters per pixel
-    bound: float
+    bounds: tuple[float, float]  # of every log-variance (soft_bound)
     posterior: str = "residual"
     gated: bool = False
     conv_impl: str = "auto"
@@ -163,7 +165,7 @@ class TopDownPath(nn.Module):
         conv, (first, _) = self.plan[0][0] > 0, self.plan[0]
         self.start = self.param("start", nn.initializers.zeros, (first, first, self.width) if conv else (self.width,))
         scale = 1.0 / np.sqrt(len(self.plan))
-        head = dict(hidden=self.hidden, bound=self.bound, gated=self.gated, dtype=self.dtype)
+        head = dict(hidden=self.hidden, bounds=self.bounds, gated=self.gated, dtype=self.dtype)
         self.prior_heads = [None] + [Head(latents, name=f"prior_{i}", **head)
                                      for i, (_, latents) in enumerate(self.plan) if i > 0]
         self.posterior_heads = [Head(latents, name=f"posterior_{i}", **head)
@@ -203,7 +205,7 @@ class TopDownPath(nn.Module):
         mean, logvar = mean.reshape(s.shape[0], -1), logvar.reshape(s.shape[0], -1)
         if prior is None:
             return mean, logvar
-        return prior[0] + mean, soft_bound(prior[1] + logvar, self.bound)
+        return prior[0] + mean, soft_bound(prior[1] + logvar, self.bounds)
 
     def absorb(self, index: int, s: jax.Array, z: jax.Array) -> jax.Array:
         """The state after group `index` drew z (N, D_l); moves to the next group's resolution."""

@@ -24,6 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 from etils import epath
 
 from fvae.compute.state import TrainState
@@ -37,10 +38,16 @@ FORMAT_VERSION = 1
 def _manager(directory: Path, max_to_keep: int, read_only: bool = False) -> ocp.CheckpointManager:
     # cleanup_tmp_directories: the writer removes unfinished writes of a killed process, never read.
     # A reader (read_only) creates, cleans and deletes nothing: a trainer may be writing beside it.
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
+    options = ocp.CheckpointManagerOptions(max_to_keep=None if read_only else max_to_keep, create=not read_only,
+                                           read_only=read_only, save_interval_steps=0 if read_only else 1,
                                            enable_async_checkpointing=False, cleanup_tmp_directories=not read_only,
                                            save_root_metadata=not read_only)
-    return ocp.CheckpointManager(directory.absolute(), options=options, item_names=("state", "meta"))
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR if read_only else verbosity)  # Orbax warns that it is read-only.
+    try:
+        return ocp.CheckpointManager(directory.absolute(), options=options, item_names=("state", "meta"))
+    finally:
+        logging.set_verbosity(verbosity)
 
 
 # How often a reader looks again when the checkpoint it chose vanished or was still being
