@@ -440,7 +440,7 @@ def test_resume_past_a_damaged_checkpoint_from_the_cli(finished_run, tmp_path):
 # Every script in experiments/ with each kind of bad input: (kind, script, arguments, what the one
 # error line names). {tmp} holds: nothing/ (absent), afile (a file), cut/ (a run whose config.json
 # is cut short), unreadable/ (a run whose config.json is a folder), each run with one metrics line;
-# {data} is the folder of the original Fashion-MNIST files.
+# garbled/ (three metrics lines, the second cut); {data} is the folder of the original Fashion-MNIST files.
 BAD_INPUTS = [
     ("missing", "train", ["--config", "{tmp}/nosuch.py", "--workdir", "{tmp}/run"], "no config"),
     ("missing", "train", ["--workdir", "{tmp}/nothing", "--resume"], "holds no run"),
@@ -482,6 +482,7 @@ BAD_INPUTS = [
     ("unreadable", "patience", ["--workdir", "{tmp}/unreadable"], "config.json cannot be read"),
     ("truncated", "patience", ["--workdir", "{tmp}/cut"], "config.json is not valid JSON"),
     ("wrong type", "patience", ["--workdir", "{tmp}/cut", "--patience=ten"], "--patience takes whole numbers"),
+    ("truncated", "patience", ["--workdir", "{tmp}/garbled"], "metrics.jsonl line 2 is not valid JSON"),
     ("missing", "prepare_data", ["--data_dir", "{tmp}/tfds", "--manual_dir", "{tmp}"], "Missing data file"),
     ("file for dir", "prepare_data", ["--data_dir", "{tmp}/afile", "--manual_dir", "{data}"], "afile"),
     ("missing", "sample_quality", ["--runs", "{tmp}/nothing"], "holds no run"),
@@ -512,6 +513,9 @@ def _bad_input_folder(tmp_path: Path) -> dict[Path, tuple[bytes, int]]:
         (tmp_path / name).mkdir()
         (tmp_path / name / "metrics.jsonl").write_text('{"epoch": 1, "val_loss": 250.0, "seconds": 1.0}\n')
     (tmp_path / "cut" / "config.json").write_text('{"seed": 0, "train": {"batch')  # Cut short.
+    (tmp_path / "garbled").mkdir()  # A metrics line edited by hand, between two good ones.
+    (tmp_path / "garbled" / "metrics.jsonl").write_text('{"epoch": 1, "val_loss": 250.0, "seconds": 1.0}\n{"epo\n'
+                                                        '{"epoch": 3, "val_loss": 240.0, "seconds": 1.0}\n')
     (tmp_path / "unreadable" / "config.json").mkdir()
     return _contents(tmp_path)
 

@@ -59,6 +59,17 @@ def test_a_stored_model_is_written_once_and_checked_when_loaded(exported, tmp_pa
         fvae.load_model(copy)
     with pytest.raises(errors.RunDirError, match="holds no stored model"):
         fvae.load_model(tmp_path)
+    # A config edited to another shape (its digest recomputed, as by hand) is named, not a Flax traceback.
+    edited = tmp_path / "edited"
+    shutil.copytree(exported / "model", edited)
+    config = json.loads((edited / "config.json").read_text())
+    config["model"]["latents"] += 1
+    (edited / "config.json").write_text(json.dumps(config))
+    from fvae.files import write_digest
+    (edited / "fvae_sha256.json").unlink()
+    write_digest(edited)
+    with pytest.raises(errors.DamagedFileError, match="does not fit .*config.json .*latents|does not fit"):
+        fvae.load_model(edited)
 
 
 @pytest.mark.slow

@@ -31,7 +31,8 @@ class VAEOutput:
     log_posterior: jax.Array      # (K, B) log q(z_k | x)
     kl: jax.Array                 # (B,) KL(q(z|x) || p(z)): analytic where the model has it, else
     #                               the Monte Carlo mean over k of log q(z_k|x) - log p(z_k)
-    kl_per_latent: jax.Array      # (B, D) each latent's KL to N(0, 1) (free bits, diagnostics)
+    kl_per_latent: jax.Array      # (B, D) each latent's KL (free bits, diagnostics): to N(0, 1), or in
+    #                               the top-down VAE to its own conditional prior p(z_l | z_>l)
     codes: jax.Array              # (B, D) posterior means: the representation for probes and pictures
     z: jax.Array                  # (K, B, D) the posterior samples
     likelihood_params: jax.Array  # (K, B, 784, P) parameters of p(x | z_k)

@@ -44,6 +44,7 @@ def evaluate_run(path: str | Path, iwae_samples: Sequence[int] = (1000,), split:
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise errors.RunDirError(f"{out} exists; pass --overwrite to replace it.")
     config, state = stored.load_trained(path)  # Before anything is written: a wrong path creates nothing.
+    rundir.load_history(path)  # A damaged metrics.jsonl (the training curves) is named before the work.
     generation.check_generators(samplers, config)
     out.mkdir(parents=True, exist_ok=True)
     splits = load_splits(config)

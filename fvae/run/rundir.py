@@ -82,7 +82,11 @@ def never_trained(workdir: str | Path) -> bool:
     checkpoints = workdir / "checkpoints"
     saved = checkpoints.is_dir() and any(p.name.isdigit() or sub.name == "damaged" for sub in checkpoints.iterdir()
                                          if sub.is_dir() for p in sub.iterdir())
-    return ((workdir / CONFIG_FILE).is_file() and not saved and not load_history(workdir)
+    try:
+        history = load_history(workdir)
+    except DamagedFileError:  # A damaged metrics file was written by training: --resume rewrites it.
+        return False
+    return ((workdir / CONFIG_FILE).is_file() and not saved and not history
             and not (workdir / TEST_METRICS_FILE).exists())
 
 
@@ -216,7 +220,15 @@ def load_history(workdir: str | Path, as_frame: bool = False):
     if path.is_file():
         # A line without its newline is an append cut short (a killed run): it is left out.
         complete = path.read_text().split("\n")[:-1]
-        records = [json.loads(line) for line in complete if line.strip()]
+        for number, line in enumerate(complete, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise DamagedFileError(f"{path} line {number} is not valid JSON ({err.msg}): the file was edited or "
+                                       "damaged. Fix or delete that line (--resume rewrites the file from the latest "
+                                       "checkpoint), then run again.") from None
     if as_frame:
         import pandas as pd  # Only for notebooks: keeps pandas out of a training run's imports.
 

@@ -95,6 +95,13 @@ def load_stored(path: str | Path) -> tuple[ml_collections.ConfigDict, TrainState
         params = serialization.from_bytes(state.params, (path / PARAMS_FILE).read_bytes())
     except Exception as err:  # noqa: BLE001 (a file that does not fit the model is damaged)
         raise DamagedFileError(f"{path / PARAMS_FILE} does not hold this model's parameters ({err}).") from None
+    expected, stored = (jax.tree_util.tree_flatten_with_path(jax.tree.map(np.shape, p))[0]
+                        for p in (state.params, params))
+    wrong = [f"{jax.tree_util.keystr(k)}: stored {b}, config {a}" for (k, a), (_, b) in zip(expected, stored) if a != b]
+    if wrong:
+        raise DamagedFileError(f"{path / PARAMS_FILE} does not fit {path / rundir.CONFIG_FILE} "
+                               f"({'; '.join(wrong[:3])}): the config was edited, or belongs to another model. "
+                               "Restore the folder's own config.json, or export the model again.")
     return config, state.replace(params=params)
 
 
