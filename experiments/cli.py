@@ -112,6 +112,9 @@ def check_output_file(path: str, flag: str) -> None:
     if Path(path).is_dir():
         raise ConfigError(f"{flag}={path} is a directory; name a file in it, e.g. {flag}={Path(path) / 'out.json'}")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(Path(path).parent, os.W_OK) or (Path(path).exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"{flag}={path} cannot be written (no permission in {Path(path).parent}): choose a "
+                          "folder you can write to")
 
 
 def _debugging() -> bool:

@@ -110,6 +110,22 @@ def test_whole_number_flags_are_parsed_once_for_every_script():
             whole_numbers(values, "--k", "1,10", distinct)
 
 
+def test_number_list_flags_and_output_files_are_checked_before_any_work(tmp_path, monkeypatch):
+    """--temperatures takes positive numbers; an --out file that cannot be written is refused
+    at once (as a non-root user in a read-only folder: os.access says no), not after the work."""
+    from experiments.cli import check_output_file, positive_numbers
+    from fvae.errors import ConfigError
+
+    assert positive_numbers(["0.7", "1"], "--t", "0.7") == [0.7, 1.0] and positive_numbers([], "--t", "0.7") == []
+    for values in (["a"], ["0"], ["-1"], ["inf"], ["nan"]):
+        with pytest.raises(ConfigError, match="--t takes positive numbers"):
+            positive_numbers(values, "--t", "0.7")
+    check_output_file(str(tmp_path / "sub" / "out.json"), "--out")  # Writable: its folder is made.
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    with pytest.raises(ConfigError, match="--out=.*out.json cannot be written"):
+        check_output_file(str(tmp_path / "sub" / "out.json"), "--out")
+
+
 @pytest.mark.slow
 def test_patience_cli_prints_a_row_per_patience_and_refuses_an_untrained_dir(two_runs, tmp_path):
     import subprocess
