@@ -323,3 +323,23 @@ def test_binarized_runs_validate_and_test_on_one_fixed_binarization(mock_data_di
     assert not np.array_equal(splits.val.images, splits.test.images[:500])
     config.likelihood.eval_binarization_seed = 1
     assert not np.array_equal(load_splits(config).test.images, splits.test.images)
+
+
+def test_a_stop_signal_during_the_final_report_is_answered_after_it(mock_data_dir, tmp_path, monkeypatch):
+    """SIGTERM while the report is written: the report is completed (nothing half-written), then
+    the run stops with Interrupted (exit 130 from the command line) instead of finishing silently."""
+    import signal
+
+    original = trainer.reconstruct
+
+    def reconstruct_after_a_sigterm(*args, **kwargs):  # Only the final report reconstructs.
+        os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "reconstruct", reconstruct_after_a_sigterm)
+    with pytest.raises(errors.Interrupted, match="SIGTERM received during the final report"):
+        train_and_evaluate(small_config(mock_data_dir, 1), tmp_path / "run", log=lambda _: None, progress=False)
+    assert (tmp_path / "run" / "samples.png").is_file()
+    assert json.loads((tmp_path / "run" / rundir.TEST_METRICS_FILE).read_text())["best_epoch"] == 1
+    assert rundir.run_state(tmp_path / "run") == "finished"
+

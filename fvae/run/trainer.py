@@ -262,4 +262,7 @@ def _final_report(run: RunContext, state: TrainState, splits: data.Splits, stopp
         plots.save_reconstructions(Path(workdir) / "reconstructions.png", data.to_unit_interval(shown.images),
                                    np.asarray(reconstructions), labels=[data.CLASS_NAMES[i] for i in shown.labels])
         plots.save_image_grid(Path(workdir) / "samples.png", np.asarray(samples), samples_title(config))
+    if run.stop.received:  # Signals are recorded, not obeyed, while the report is written: say so now.
+        raise Interrupted(f"{run.stop.received} received during the final report of {workdir}; the report was "
+                          "completed first (test_metrics.json and the pictures are written).")
     return summary
