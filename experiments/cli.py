@@ -146,9 +146,12 @@ def run(main: Callable[[list[str]], None]) -> None:
     app.run(guarded, flags_parser=parse_flags)
 
 
+MAX_WHOLE_NUMBER = 10**9  # Beyond any K, patience or block size that can run (and jax's int32 keys).
+
+
 def whole_numbers(values: list[str], flag: str, example: str, distinct: bool = False, minimum: int = 1) -> list[int]:
-    """A list flag's values as whole numbers >= `minimum` (each once if `distinct`), or a
-    ConfigError naming the flag, what it takes (e.g. `example`) and what it got."""
+    """A list flag's values as whole numbers in `minimum`..MAX_WHOLE_NUMBER (each once if
+    `distinct`), or a ConfigError naming the flag, what it takes (e.g. `example`) and what it got."""
     given = ",".join(values)
     try:
         numbers = [int(v) for v in values]
@@ -157,6 +160,8 @@ def whole_numbers(values: list[str], flag: str, example: str, distinct: bool = F
     if not numbers or min(numbers) < minimum or (distinct and len(set(numbers)) != len(numbers)):
         raise ConfigError(f"{flag} needs {'distinct ' if distinct else ''}values >= {minimum}, e.g. {example}; "
                           f"got {given}")
+    if max(numbers) > MAX_WHOLE_NUMBER:
+        raise ConfigError(f"{flag} takes values up to {MAX_WHOLE_NUMBER:,}, e.g. {example}; got {given}")
     return numbers
 
 

@@ -17,6 +17,7 @@ from fvae import data
 from fvae.analysis.classifier import cached_classifier, shipped_classifier, shipped_digest
 from fvae.compute.state import TrainState, create_train_state
 from fvae.data import NUM_TRAIN, sources
+from fvae.errors import ConfigError
 from fvae.models import build_model
 from fvae.models.likelihoods import build_likelihood
 from fvae.models.losses import Objective
@@ -116,6 +117,32 @@ def sample_quality_classifier(config: ml_collections.ConfigDict, retrain: bool =
         return shipped_classifier(), f"shipped (sha256 {shipped_digest()})"
     folder = sources.resolve_data_dir(config.data.data_dir or None) / "fvae_classifier"
     return cached_classifier(folder, lambda: stored_split(config, "train"), log=log), f"retrained in {folder}"
+
+
+def check_fits_in_memory(config: ml_collections.ConfigDict) -> None:
+    """Refuses (ConfigError) a model whose parameters, gradients and Adam's two moments would
+    not fit in the memory this machine has free, before anything is written. The sizes come
+    from jax.eval_shape: nothing is allocated."""
+    model = build_model(config)
+    shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), np.zeros((1, 784), np.float32), jax.random.key(0),
+                                               np.zeros((1,), np.int32)))
+    params = sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(shapes))
+    needed, free = 4 * 4 * params, _free_memory_bytes()
+    if free and needed > free:
+        raise ConfigError(f"the model has {params:,} parameters: with their gradients and Adam's moments "
+                          f"{needed / 2**30:,.1f} GiB, more than the {free / 2**30:.1f} GiB free here; make it "
+                          "smaller (model.latents, the hidden sizes, the groups)")
+
+
+def _free_memory_bytes() -> int:
+    """MemAvailable of /proc/meminfo in bytes (0 where unknown)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def initial_state(config: ml_collections.ConfigDict) -> TrainState:

@@ -152,6 +152,7 @@ def with_defaults(values: dict) -> ml_collections.ConfigDict:
     return config
 
 
+MAX_PICTURE_IMAGES = 10_000
 MAX_SEED = 2**63 - 1  # jax.random.key takes an int64; numpy's generators refuse negative seeds.
 
 
@@ -251,8 +252,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if config.checkpoint.keep < 1:
         problems.append(f"checkpoint.keep must be >= 1, got {config.checkpoint.keep!r}")
     for name in ("num_samples", "num_reconstructions"):
-        if config.output[name] < 1:
-            problems.append(f"output.{name} must be >= 1, got {config.output[name]!r}")
+        if not 1 <= config.output[name] <= MAX_PICTURE_IMAGES:
+            problems.append(f"output.{name} must be in 1..{MAX_PICTURE_IMAGES:,} (images in one picture), got "
+                            f"{config.output[name]!r}")
     if config.output.num_reconstructions % 8:
         problems.append("output.num_reconstructions must be a multiple of 8 (the picture has 8 columns)")
     p = config.parallel

@@ -30,6 +30,7 @@ from fvae.compute.steps import EpochOptions, first_nonfinite_step, train_epoch, 
 from fvae.errors import CheckpointError, Interrupted, NonFiniteError
 from fvae.run import rundir
 from fvae.run.assemble import (
+    check_fits_in_memory,
     initial_state,
     load_splits,
     model_inputs,
@@ -76,6 +77,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
     one device with the same global batch.
     """
     validate(config)
+    check_fits_in_memory(config)  # Before the run directory exists: a model too large creates nothing.
     if config.parallel.distributed:
         placement.initialize_distributed(config.parallel.coordinator_address, config.parallel.num_processes,
                                         config.parallel.process_id)
