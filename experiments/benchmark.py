@@ -34,6 +34,7 @@ from experiments.configs import load as load_config  # noqa: E402
 from experiments.results_doc import benchmark_markdown  # noqa: E402
 from fvae import compute  # noqa: E402
 from fvae.compute.bounds import IWAE_IMAGES_PER_CALL, evaluate_bound, iwae_chunk, iwae_log_likelihoods  # noqa: E402
+from fvae.errors import ConfigError  # noqa: E402
 from fvae.models import architecture, build_model  # noqa: E402
 from fvae.run.assemble import learning_rate  # noqa: E402
 from fvae.run.versions import cpu_model  # noqa: E402
@@ -214,7 +215,11 @@ def main(argv):
         raise SystemExit(f"error: --peers {FLAGS.peers} is not a file ... give the Python of an environment made "
                          "from benchmarks/peers/requirements.txt, e.g. .venv-peers/bin/python")
     for name in dict.fromkeys([*FLAGS.configs, *FLAGS.iwae_configs]):
-        load_config(name, cli.config_overrides())  # Before any work: a wrong name fails at once.
+        config = load_config(name, cli.config_overrides())  # Before any work: a wrong name fails at once.
+        batch = FLAGS.batch_size or config.train.batch_size
+        if name in FLAGS.configs and FLAGS.train_images < batch:
+            raise ConfigError(f"--train_images={FLAGS.train_images} is less than one batch of {name} ({batch}): "
+                              "give at least that many")
     out = Path(FLAGS.out)
     out.mkdir(parents=True, exist_ok=True)  # Before any work: --out naming a file fails at once.
     peak = matmul_peak(FLAGS.matmul_size)

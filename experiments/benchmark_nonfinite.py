@@ -20,6 +20,7 @@ from absl import flags  # noqa: E402
 
 from experiments import cli  # First: sets the TensorFlow log level.
 from fvae import compute  # noqa: E402
+from fvae.errors import ConfigError  # noqa: E402
 from fvae.run.assemble import initial_state  # noqa: E402
 from fvae.run.versions import cpu_model  # noqa: E402
 
@@ -34,10 +35,13 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     blocks = cli.whole_numbers(FLAGS.steps_per_call, "--steps_per_call", "8,0", distinct=True, minimum=0)
-    out = Path(FLAGS.out)
-    out.mkdir(parents=True, exist_ok=True)  # Before any work: --out naming a file fails at once.
     config = FLAGS.config
     batch = config.train.batch_size
+    if FLAGS.train_images < batch:
+        raise ConfigError(f"--train_images={FLAGS.train_images} is less than one batch ({batch}): give at least that "
+                          "many")
+    out = Path(FLAGS.out)
+    out.mkdir(parents=True, exist_ok=True)  # Before any work: --out naming a file fails at once.
     images = jax.device_put(np.random.default_rng(0).integers(0, 256, (FLAGS.train_images, 784), dtype=np.uint8))
     key, shuffle_key = jax.random.key(1), jax.random.key(2)
     rows = []

@@ -508,6 +508,9 @@ BAD_INPUTS = [
      "no config 'nosuch'"),
     ("wrong type", "benchmark_nonfinite", ["--steps_per_call=8,all"], "--steps_per_call takes whole numbers"),
     ("file for dir", "benchmark_nonfinite", ["--out", "{tmp}/afile"], "afile"),
+    ("out of range", "benchmark_nonfinite", ["--out", "{tmp}/bench", "--train_images=10"], "less than one batch"),
+    ("out of range", "benchmark", ["--out", "{tmp}/bench", "--configs=mlp500", "--train_images=10"],
+     "less than one batch of mlp500"),
     ("wrong type", "results_doc", ["--chek"], "unexpected arguments"),
 ]
 
