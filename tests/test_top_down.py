@@ -21,12 +21,12 @@ from tests.test_runner import final_state, small_config, without_timing
 BOUNDS = (-6.0, 1.5)
 
 
-def tiny(prior="standard_normal", posterior="residual", gated=False, cell="mlp"):
+def tiny(prior="standard_normal", posterior="residual", gated=False, cell="mlp", norm=False):
     """A tiny top-down model with random (not zero-initialized) parameters, and binary images."""
     config = defaults()
     config.model.architecture, config.model.cell, config.model.posterior = "top_down", cell, posterior
     config.model.groups, config.model.latents, config.model.width, config.model.cell_hidden = 3, 2, 6, 5
-    config.model.gated, config.model.logvar_range = gated, BOUNDS
+    config.model.gated, config.model.logvar_range, config.model.layer_norm = gated, BOUNDS, norm
     config.prior.name, config.prior.components = prior, 3
     validate(config)
     model = build_model(config)
@@ -51,13 +51,23 @@ def _act(y, gated):
     return y / (1.0 + np.exp(-y))
 
 
+def _norm(p, x):
+    """Flax's LayerNorm over the last axis (epsilon 1e-6), where the module has one."""
+    if p is None:
+        return x
+    centered = x - x.mean(-1, keepdims=True)
+    return centered / np.sqrt((centered ** 2).mean(-1, keepdims=True) + 1e-6) * p["scale"] + p["bias"]
+
+
 def _cell(p, h, gated, extra=None):
-    y = h if extra is None else np.concatenate([h, extra], -1)
+    y = _norm(p.get("norm"), h)
+    y = y if extra is None else np.concatenate([y, extra], -1)
     return h + _dense(p["out"], _act(_dense(p["in"], y), gated))
 
 
 def _head(p, inputs, gated, rows):
-    h = sum(np.tile(_dense(p[f"in_{i}"], x), (rows // x.shape[0], 1)) for i, x in enumerate(inputs))
+    h = sum(np.tile(_dense(p[f"in_{i}"], _norm(p.get(f"norm_{i}"), x)), (rows // x.shape[0], 1))
+            for i, x in enumerate(inputs))
     mean, logvar = np.split(_dense(p["out"], _act(h, gated)), 2, axis=-1)
     return mean, _bounded(logvar)
 
@@ -120,17 +130,18 @@ def reference_log_weights(params, x, z, groups, prior_name, posterior, gated):
             per = np.stack([_log_normal(layers[index], m, lv) for m, lv in zip(means, logvars)], -1)
             log_p = log_p + np.logaddexp.reduce(per, axis=-1) - np.log(len(u))
         s = _cell(dec[f"cell_{index}"], s, gated, layers[index])
-    logits = _dense(dec["out"], _cell(dec["out_cell"], s, gated))
+    logits = _dense(dec["out"], _norm(dec.get("out_norm"), _cell(dec["out_cell"], s, gated)))
     xt = np.tile(x, (k, 1))
     log_likelihood = np.sum(xt * logits - np.logaddexp(0.0, logits), -1)
     return (log_likelihood + log_p - log_q).reshape(k, b)
 
 
-@pytest.mark.parametrize("prior, posterior, gated", [("standard_normal", "residual", False),
-                                                     ("standard_normal", "merge", True),
-                                                     ("vamp", "residual", True), ("vamp", "merge", False)])
-def test_log_importance_weights_match_a_float64_reimplementation(prior, posterior, gated):
-    model, variables, x = tiny(prior, posterior, gated)
+@pytest.mark.parametrize("prior, posterior, gated, norm", [("standard_normal", "residual", False, False),
+                                                           ("standard_normal", "merge", True, True),
+                                                           ("vamp", "residual", True, False),
+                                                           ("vamp", "merge", False, True)])
+def test_log_importance_weights_match_a_float64_reimplementation(prior, posterior, gated, norm):
+    model, variables, x = tiny(prior, posterior, gated, norm=norm)
     out = model.apply(variables, x, jax.random.key(5), None, 3)
     expected = reference_log_weights(variables["params"], x, out.z, 3, prior, posterior, gated)
     np.testing.assert_allclose(np.asarray(out.log_weights, np.float64), expected, rtol=2e-5, atol=2e-3)

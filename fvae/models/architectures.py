@@ -157,6 +157,7 @@ class TopDown(Architecture):
     resolutions: tuple = (1, 7, 14)  # cell "conv": the groups' resolutions, top first; each divides the next and 14
     posterior: str = "residual"  # "residual" (NVAE's residual Normal) or "merge" (the Ladder VAE's precision-weighted)
     logvar_range: tuple = (-8.0, 2.0)  # Every log-variance is softly bounded to it (std e^-4 .. e^1)
+    layer_norm: bool = False  # LayerNorms before every cell's and head's layers (pre-norm residual streams)
     conv_impl: str = "auto"
     name = "top_down"
     conditional = False
@@ -194,9 +195,9 @@ class TopDown(Architecture):
         dtype, channels, _ = _common(model, likelihood)
         plan, bounds = self.plan(model), (float(self.logvar_range[0]), float(self.logvar_range[1]))
         return top_down.TopDownVAE(
-            top_down.BottomUp(plan, self.width, self.cell_hidden, model.gated, self.conv_impl, dtype),
+            top_down.BottomUp(plan, self.width, self.cell_hidden, model.gated, self.conv_impl, dtype, self.layer_norm),
             top_down.TopDownPath(plan, self.width, self.cell_hidden, channels, bounds, self.posterior,
-                                 model.gated, self.conv_impl, dtype),
+                                 model.gated, self.conv_impl, dtype, self.layer_norm),
             likelihood, prior)
 
 

@@ -52,7 +52,8 @@ def gaussian_kl(q_mean, q_logvar, p_mean, p_logvar) -> jax.Array:
 class Cell(nn.Module):
     """A residual block h + f([h, extra]): f is Dense -> act -> Dense (vectors) or
     1x1 -> act -> 3x3 -> act -> 1x1 (feature maps). The last layer starts small (scaled by
-    `out_scale`, VDVAE's 1/sqrt(depth)) so a deep stack starts near the identity."""
+    `out_scale`, VDVAE's 1/sqrt(depth)) so a deep stack starts near the identity. norm: f
+    reads h through a LayerNorm (pre-norm), so f's input stays bounded however far h goes."""
 
     width: int
     hidden: int
@@ -61,10 +62,12 @@ class Cell(nn.Module):
     out_scale: float = 1.0
     conv_impl: str = "auto"
     dtype: Any = jnp.float32
+    norm: bool = False
 
     @nn.compact
     def __call__(self, h: jax.Array, extra: jax.Array | None = None) -> jax.Array:
-        y = h if extra is None else jnp.concatenate([h, extra.astype(h.dtype)], -1)
+        y = nn.LayerNorm(name="norm")(h) if self.norm else h
+        y = y if extra is None else jnp.concatenate([y, extra.astype(h.dtype)], -1)
         units = 2 * self.hidden if self.gated else self.hidden
         y = self._act(nn.Dense(units, dtype=self.dtype, name="in")(y))
         if self.conv:
@@ -86,6 +89,7 @@ class Head(nn.Module):
     bounds: tuple[float, float]
     gated: bool = False
     dtype: Any = jnp.float32
+    norm: bool = False  # Each input through a LayerNorm first
 
     @nn.compact
     def __call__(self, *inputs: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -93,6 +97,7 @@ class Head(nn.Module):
         rows = max(x.shape[0] for x in inputs)
         parts = []
         for i, x in enumerate(inputs):
+            x = nn.LayerNorm(name=f"norm_{i}")(x) if self.norm else x
             y = nn.Dense(units, dtype=self.dtype, use_bias=i == 0, name=f"in_{i}")(x)
             if y.shape[0] != rows:  # Per image: add to each of the K samples.
                 y = jnp.broadcast_to(y, (rows // y.shape[0], *y.shape)).reshape(rows, *y.shape[1:])
@@ -114,6 +119,7 @@ class BottomUp(nn.Module):
     gated: bool = False
     conv_impl: str = "auto"
     dtype: Any = jnp.float32
+    norm: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> list[jax.Array]:
@@ -128,7 +134,7 @@ class BottomUp(nn.Module):
         for index, (resolution, _) in enumerate(reversed(self.plan)):
             if conv and h.shape[1] != resolution:
                 h = _downsample(h, resolution)
-            h = Cell(self.width, self.hidden, conv, self.gated, scale, self.conv_impl, self.dtype,
+            h = Cell(self.width, self.hidden, conv, self.gated, scale, self.conv_impl, self.dtype, self.norm,
                      name=f"cell_{index}")(h)
             features.append(h)
         return features[::-1]
@@ -160,21 +166,26 @@ class TopDownPath(nn.Module):
     gated: bool = False
     conv_impl: str = "auto"
     dtype: Any = jnp.float32
+    norm: bool = False  # LayerNorms before every cell's and head's layers and the pixels
 
     def setup(self):
         conv, (first, _) = self.plan[0][0] > 0, self.plan[0]
-        self.start = self.param("start", nn.initializers.zeros, (first, first, self.width) if conv else (self.width,))
+        # A LayerNorm of a constant vector has no scale (its gradient is 1/sqrt(epsilon)): with norms
+        # the learned start is drawn from N(0, 1), else it starts at 0.
+        init = nn.initializers.normal(1.0) if self.norm else nn.initializers.zeros
+        self.start = self.param("start", init, (first, first, self.width) if conv else (self.width,))
         scale = 1.0 / np.sqrt(len(self.plan))
-        head = dict(hidden=self.hidden, bounds=self.bounds, gated=self.gated, dtype=self.dtype)
+        head = dict(hidden=self.hidden, bounds=self.bounds, gated=self.gated, dtype=self.dtype, norm=self.norm)
         self.prior_heads = [None] + [Head(latents, name=f"prior_{i}", **head)
                                      for i, (_, latents) in enumerate(self.plan) if i > 0]
         self.posterior_heads = [Head(latents, name=f"posterior_{i}", **head)
                                 for i, (_, latents) in enumerate(self.plan)]
-        self.cells = [Cell(self.width, self.hidden, conv, self.gated, scale, self.conv_impl, self.dtype,
+        self.cells = [Cell(self.width, self.hidden, conv, self.gated, scale, self.conv_impl, self.dtype, self.norm,
                            name=f"cell_{i}") for i in range(len(self.plan))]
         last = self.plan[-1][0]
         factor = IMAGE_SIDE // last if conv else 1
-        self.out_cell = Cell(self.width, self.hidden, conv, self.gated, scale, self.conv_impl, self.dtype)
+        self.out_cell = Cell(self.width, self.hidden, conv, self.gated, scale, self.conv_impl, self.dtype, self.norm)
+        self.out_norm = nn.LayerNorm() if self.norm else None
         self.out = nn.Dense(factor * factor * self.channels if conv else NUM_PIXELS * self.channels, dtype=self.dtype)
 
     def initial_state(self, rows: int) -> jax.Array:
@@ -218,7 +229,8 @@ class TopDownPath(nn.Module):
 
     def pixels(self, s: jax.Array) -> jax.Array:
         """Likelihood parameters (N, 784, P) from the final state."""
-        out = self.out(self.out_cell(s)).astype(jnp.float32)
+        s = self.out_cell(s)
+        out = self.out(self.out_norm(s) if self.out_norm is not None else s).astype(jnp.float32)
         if s.ndim == 4:
             out = pixel_shuffle(out, IMAGE_SIDE // s.shape[1])
         return out.reshape(s.shape[0], NUM_PIXELS, self.channels)
