@@ -43,7 +43,7 @@ def train_step_unjitted(state: TrainState, batch: Batch, key: jax.Array) -> tupl
     if not state.skip_grad_norm:
         return state.apply_gradients(grads=grads), metrics
     # VDVAE's guard: a step with an extreme (or non-finite) gradient leaves params and Adam's moments as they were.
-    norm = optax.global_norm(grads)
+    norm = optax.tree.norm(grads)
     keep = norm < state.skip_grad_norm
     updated = state.apply_gradients(grads=grads)
     params, opt_state = jax.tree.map(lambda new, old: jnp.where(keep, new, old),
