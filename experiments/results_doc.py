@@ -136,30 +136,6 @@ def _stored_tables(section: dict, index: dict) -> str:
     return f"{likelihoods}\n\n{section['samplers_setting']}\n\n{samples}"
 
 
-def top_down_table(section: dict) -> str:
-    """The top-down VAE's runs: likelihood, each group's KL and active units, and sample quality
-    of the prior and of the best fitted sampler, beside the goal and the floor."""
-    rows = []
-    for run in section["runs"]:
-        m = _read(run["metrics"])
-        history = [json.loads(line) for line in (REPO / run["history"]).read_text().splitlines() if line.strip()]
-        best = min(history, key=lambda r: r["val_loss"])["epoch"]
-        samplers = m.get("samplers", {})
-        top = min(samplers, key=lambda n: samplers[n]["frechet_distance"]) if samplers else None
-        best_sampler = (f"{top}: {samplers[top]['frechet_distance']:.1f} / {samplers[top]['precision']:.3f} / "
-                        f"{samplers[top]['recall']:.3f}") if top else "n/a"
-        rows.append([f"`{run['config']}`", run["model"], f"{best} / {len(history):,}",
-                     f"**{m['iwae_nll_k5000']:.2f}** +- {m['iwae_nll_k5000_stderr']:.2f}",
-                     f"{m['iwae_bits_per_dim_k5000']:.4f}", f"{m['elbo_loss']:.2f}",
-                     " / ".join(f"{v:.1f}" for v in m["kl_per_group"]),
-                     " / ".join(f"{a}/{n}" for a, n in zip(m["active_units_per_group"], m["latents_per_group"])),
-                     f"{m['frechet_distance']:.1f} / {m['precision']:.3f} / {m['recall']:.3f}", best_sampler])
-    return _table(["config", "model", "epochs (best / run)", "test -log p(x), K=5000", "bits/dim", "test neg. ELBO",
-                   "KL per group, bottom first", "active units per group",
-                   "prior's samples: Frechet / precision / recall", "best sampler: Frechet / precision / recall"],
-                  rows)
-
-
 def _records_table(section: dict) -> str:
     records = _read(section["file"])
     header = list(records[0])
@@ -201,11 +177,6 @@ def results_doc(index: dict) -> str:
     parts.append(_section(s["title"], s["setting"], f"Measured {stored_dates} ({s['software']}). Files: "
                           + ", ".join(f"`{r['metrics']}`" for r in s["runs"]) + f"; command: `{s['command']}`",
                           _stored_tables(s, index)))
-    if "top_down" in index:
-        t = index["top_down"]
-        parts.append(_section(t["title"], t["setting"], f"{_source(t)}. Files: "
-                              + ", ".join(f"`{r['metrics']}`, `{r['history']}`" for r in t["runs"])
-                              + f"; command: `{t['command']}`", top_down_table(t), t.get("extra", "")))
     for key, make in (("iwae_k", _iwae_k_table), ("sample_quality", _sample_quality_table),
                       ("sample_quality_earlier", _sample_quality_table)):
         s = index[key]
