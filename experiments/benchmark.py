@@ -32,7 +32,7 @@ from absl import flags  # noqa: E402
 from experiments import cli  # First: sets the TensorFlow log level.
 from experiments.configs import load as load_config  # noqa: E402
 from experiments.results_doc import benchmark_markdown  # noqa: E402
-from fvae import compute  # noqa: E402
+from fvae import compute, files  # noqa: E402
 from fvae.compute.bounds import IWAE_IMAGES_PER_CALL, evaluate_bound, iwae_chunk, iwae_log_likelihoods  # noqa: E402
 from fvae.errors import ConfigError  # noqa: E402
 from fvae.models import architecture, build_model  # noqa: E402
@@ -123,6 +123,7 @@ def benchmark_config(name: str, num_images: int, epochs: int) -> dict:
     compile_seconds = time.perf_counter() - start
     step_cost = compute.train_step.lower(fresh_state(), host_images[:batch_size], key).compile().cost_analysis()
     step_cost = step_cost[0] if isinstance(step_cost, list) else step_cost
+    assert step_cost is not None, "XLA gave no cost analysis"
     flops_per_image = float(step_cost["flops"]) / batch_size
 
     # Fast path: one compiled call per epoch, dataset and shuffle on device.
@@ -191,6 +192,7 @@ def benchmark_iwae(name: str, num_samples: int, num_images: int) -> dict:
 
     cost = jax.jit(chunk_log_weights).lower(state, batch, key).compile().cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
+    assert cost is not None, "XLA gave no cost analysis"
     return {"config": name + "".join(f" {k}={v}" for k, v in cli.config_overrides().items()),
             "iwae_samples": num_samples,
             "images": num_images, "seconds": seconds, "images_per_second": num_images / seconds,
@@ -233,8 +235,8 @@ def main(argv):
         """Adds one result and rewrites both reports, so a run cut short keeps what it measured."""
         report[table].append(result)
         print(json.dumps(result))
-        (out / "benchmark.json").write_text(json.dumps(report, indent=2) + "\n")
-        (out / "benchmark.md").write_text(benchmark_markdown(report))
+        files.write_json(out / "benchmark.json", report)
+        files.write_text(out / "benchmark.md", benchmark_markdown(report))
 
     for name in FLAGS.configs:
         result = benchmark_config(name, FLAGS.train_images, FLAGS.epochs)

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 from absl import flags  # noqa: E402
 
 from experiments import cli  # First: sets the TensorFlow log level.
-from fvae import compute  # noqa: E402
+from fvae import compute, files  # noqa: E402
 from fvae.errors import ConfigError  # noqa: E402
 from fvae.run.assemble import initial_state  # noqa: E402
 from fvae.run.versions import cpu_model  # noqa: E402
@@ -60,13 +60,13 @@ def main(argv):
             print(json.dumps(rows[-1]))
     meta = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_model(), "jax": jax.__version__,
             "backend": jax.default_backend(), "rows": rows}
-    (out / "nonfinite.json").write_text(json.dumps(meta, indent=2) + "\n")
+    files.write_json(out / "nonfinite.json", meta)
     lines = [f"{meta['date']}, {meta['cpu']}, jax {meta['jax']} ({meta['backend']}); best of {FLAGS.epochs} epochs",
              "", "| config | steps_per_call | waits for the NaN check | s/epoch | img/s |",
              "| --- | --- | --- | --- | --- |"]
     lines += [f"| {r['config']} | {r['steps_per_call'] or 'whole epoch'} | {'yes' if r['stop_on_nonfinite'] else 'no'} "
               f"| {r['seconds_per_epoch']:.3f} | {r['images_per_second']:.0f} |" for r in rows]
-    (out / "nonfinite.md").write_text("\n".join(lines) + "\n")
+    files.write_text(out / "nonfinite.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

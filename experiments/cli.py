@@ -48,6 +48,25 @@ def define_config(default: str, help_text: str = "Config: a name in experiments/
     config_flags.DEFINE_config_file("config", str(configs.path(default)), help_text, lock_config=True)
 
 
+def define_sampler_config() -> None:
+    """Defines --sampler_config.NAME.SETTING=VALUE, the latent samplers' settings
+    (fvae.run.generation.sampler_settings), checking the names given first: an unknown sampler
+    or setting is one error line, not a traceback."""
+    from fvae.run.generation import sampler_settings
+
+    known = sampler_settings()
+    for arg in sys.argv[1:]:
+        if arg.startswith("--sampler_config."):
+            name, _, setting = arg[len("--sampler_config."):].split("=", 1)[0].partition(".")
+            if name not in known or setting not in known[name]:
+                choices = (f"{name} has {', '.join(sorted(known[name]))}" if name in known else
+                           f"the samplers are {', '.join(sorted(known))}")
+                sys.exit(f"error: --sampler_config.{name}.{setting} is not a sampler setting ({choices}): "
+                         "write --sampler_config.SAMPLER.SETTING=VALUE")
+    config_flags.DEFINE_config_dict("sampler_config", known, "Latent samplers' settings, e.g. "
+                                    "--sampler_config.two_stage_vae.epochs=200 (docs/models.md).", lock_config=True)
+
+
 def config_name() -> str:
     """The name of the --config file (its stem)."""
     return Path(config_flags.get_config_filename(FLAGS["config"])).stem

@@ -14,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+from fvae import files
 from fvae.errors import UserError
 from fvae.files import read_json
 
@@ -54,6 +55,26 @@ def headline_table(index: dict) -> str:
     return _table(["config", "prior", "epochs (best / run)", "minutes to best (run)", "test -log p(x), K=5000",
                    "bits/dim", "test neg. ELBO", "active units", "probe acc.", "sample Frechet distance",
                    "published"], rows)
+
+
+def top_down_table(section: dict) -> str:
+    """The top-down hierarchical VAEs: one row each, with each group's KL and active units
+    (bottom group first) and the goal and floor of issue #34 beside them."""
+    rows = []
+    for run in section["runs"]:
+        m = _read(run["metrics"])
+        history = [json.loads(line) for line in (REPO / run["history"]).read_text().splitlines() if line.strip()]
+        minutes = f"{sum(r['seconds'] for r in history if r['epoch'] <= m['best_epoch']) / 60:.0f}"
+        groups = " / ".join(f"{kl:.1f} ({units})" for kl, units in zip(m["kl_per_group"],
+                                                                       m["active_units_per_group"]))
+        best = min(m.get("samplers", {}).items(), key=lambda item: item[1]["frechet_distance"], default=None)
+        rows.append([f"`{run['config']}`", f"{m['best_epoch']} / {m['epochs_trained']:,}", minutes,
+                     f"**{m['iwae_nll_k5000']:.2f}** +- {m['iwae_nll_k5000_stderr']:.2f}", f"{m['elbo_loss']:.2f}",
+                     groups, f"{m['frechet_distance']:.1f}",
+                     f"{best[1]['frechet_distance']:.1f} ({best[0]})" if best else "n/a"])
+    return _table(["config", "epochs (best / run)", "minutes to best", "test -log p(x), K=5000", "test neg. ELBO",
+                   "KL per group, bottom first (active units)", "prior's Frechet distance",
+                   "best sampler's"], rows)
 
 
 def _earlier_table(section: dict) -> str:
@@ -113,9 +134,21 @@ def _sample_quality_table(section: dict) -> str:
     return _table(["images", "Frechet distance"] + ["precision", "recall"] * scored, rows)
 
 
+def _fit_note(fit: dict) -> str:
+    """How a sampler's fit ended: its validation log-likelihood of the codes (nats), and the
+    mixture's count or the two-stage VAE's gamma."""
+    if not fit:
+        return ""
+    extra = (f", {fit['components']} components" if "components" in fit else
+             f", gamma {fit['gamma']:.3f}" if "gamma" in fit else f", best epoch {fit['best_epoch']}")
+    return f"{fit['val_log_prob']:.2f}{extra}"
+
+
 def _stored_tables(section: dict, index: dict) -> str:
-    """The stored models' evaluation beside the headline rows, then each one's samplers."""
+    """The stored models' evaluation beside the headline rows, then each one's prior and
+    samplers, as scored in the sample-quality file."""
     headline = {r["config"]: _read(r["metrics"]) for r in index["headline"]["runs"]}
+    scored = [row for row in _read(index["sample_quality"]["file"]) if "sampler" in row]
     rows, sample_rows = [], []
     for run in section["runs"]:
         m, config = _read(run["metrics"]), run["config"]
@@ -124,15 +157,16 @@ def _stored_tables(section: dict, index: dict) -> str:
         rows.append([f"`{config}`", run["cpu"], f"{reference['step']:,}",
                      f"**{m['iwae_nll_k5000']:.2f}** +- {m['iwae_nll_k5000_stderr']:.2f}", f"{m['elbo_loss']:.2f}",
                      f"{earlier['iwae_nll_k5000']:.2f}" if earlier else "n/a"])
-        for name, scores in {"prior": m, **m.get("samplers", {})}.items():
-            ratio = scores["frechet_distance"] / m["frechet_distance"]
-            extra = f" ({scores['fit']['components']} components)" if "components" in scores.get("fit", {}) else ""
-            sample_rows.append([f"`{config}`", name + extra, f"{scores['frechet_distance']:.1f}", f"{ratio:.2f}",
-                                f"{scores['precision']:.3f}", f"{scores['recall']:.3f}"])
+        own = [row for row in scored if row["model"] == config]
+        prior = next(row for row in own if row["sampler"] == "prior")
+        for row in own:
+            sample_rows.append([f"`{config}`", row["sampler"], f"{row['frechet_distance']:.1f}",
+                                f"{row['frechet_distance'] / prior['frechet_distance']:.2f}",
+                                f"{row['precision']:.3f}", f"{row['recall']:.3f}", _fit_note(row.get("fit", {}))])
     likelihoods = _table(["stored model", "trained and evaluated on", "step", "test -log p(x), K=5000",
                           "test neg. ELBO", "headline row (its CPU)"], rows)
-    samples = _table(["stored model", "samples from", "Frechet distance", "/ prior's", "precision", "recall"],
-                     sample_rows)
+    samples = _table(["stored model", "samples from", "Frechet distance", "/ prior's", "precision", "recall",
+                      "fit: validation log-likelihood of the codes"], sample_rows)
     return f"{likelihoods}\n\n{section['samplers_setting']}\n\n{samples}"
 
 
@@ -172,12 +206,20 @@ def results_doc(index: dict) -> str:
                       + ", ".join(f"`{r['metrics']}`" for r in e["runs"]), _earlier_table(e)),
              _section(c["title"], c["setting"], _source({**c, "date": c["runs"][0]["date"]}) + ". Files: "
                       + ", ".join(f"`{r['metrics']}`, `{r['training']}`" for r in c["runs"]), _conv_table(c))]
+    if "top_down" in index:
+        t = index["top_down"]
+        parts.append(_section(t["title"], t["setting"], f"Measured on {t['cpu']} ({t['software']}): "
+                              + ", ".join(f"`{r['config']}` {r['date']}" for r in t["runs"]) + ". Files: "
+                              + ", ".join(f"`{r['metrics']}`, `{r['history']}`" for r in t["runs"]),
+                              top_down_table(t), "\n\nReproduce a row:\n\n```bash\n" + "\n".join(t["commands"])
+                              + "\n```\n"))
     s = index["stored"]
     stored_dates = ", ".join(f"`{r['config']}` {r['date']}" for r in s["runs"])
     parts.append(_section(s["title"], s["setting"], f"Measured {stored_dates} ({s['software']}). Files: "
                           + ", ".join(f"`{r['metrics']}`" for r in s["runs"]) + f"; command: `{s['command']}`",
                           _stored_tables(s, index)))
     for key, make in (("iwae_k", _iwae_k_table), ("sample_quality", _sample_quality_table),
+                      ("sample_quality_before_refit", _sample_quality_table),
                       ("sample_quality_earlier", _sample_quality_table)):
         s = index[key]
         parts.append(_section(s["title"], s["setting"], f"{_source(s)}. File: `{s['file']}`; command: `{s['command']}`",
@@ -322,7 +364,7 @@ def _write_or_check(check: bool) -> int:
         return 0
     DOC.parent.mkdir(exist_ok=True)
     for path, text in wanted.items():
-        path.write_text(text)
+        files.write_text(path, text)
     return 0
 
 

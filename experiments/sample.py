@@ -30,12 +30,14 @@ flags.DEFINE_integer("n", 64, "Number of images.", lower_bound=1, upper_bound=10
 flags.DEFINE_integer("seed", 0, "Seed of the samples.", lower_bound=0, upper_bound=2**63 - 1)
 flags.DEFINE_float("temperature", 1.0, "Scale of the noise of every latent layer drawn from the model (1: the "
                    "model itself; e.g. 0.7: sharper, less varied samples of a hierarchical VAE).")
+cli.define_sampler_config()
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    print(sample_grid(FLAGS.workdir, FLAGS.label, FLAGS.n, FLAGS.seed, FLAGS.sampler, FLAGS.out, FLAGS.temperature))
+    print(sample_grid(FLAGS.workdir, FLAGS.label, FLAGS.n, FLAGS.seed, FLAGS.sampler, FLAGS.out, FLAGS.temperature,
+                      FLAGS.sampler_config.to_dict()))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ features of the classifier fvae ships, of reference image sets against the test 
 to the prior and the latent samplers of trained models.
 
     python -m experiments.sample_quality [--runs runs/gated_vae,results/models/gated_vae] \
-        [--samplers gmm,realnvp] [--out results/sample_quality.json]
+        [--samplers gmm,realnvp] [--sampler_config.realnvp.epochs=200] [--out results/sample_quality.json]
 
 Every row compares 10,000 images with the 10,000 grey test images. Reference rows: training
 images (the same distribution: Frechet distance near 0, precision and recall about 0.83, as
@@ -15,7 +15,6 @@ experiments.evaluate computes them. Prints a markdown table and writes the rows 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np  # noqa: E402
@@ -23,12 +22,12 @@ from absl import flags  # noqa: E402
 from scipy.ndimage import uniform_filter  # noqa: E402
 
 from experiments import cli  # First: sets the TensorFlow log level.
-from fvae import data  # noqa: E402
+from fvae import data, files  # noqa: E402
 from fvae.analysis.sample_scores import SCORE_IMAGES, class_accuracy, score_images  # noqa: E402
 from fvae.analysis.samplers import describe_samplers  # noqa: E402
 from fvae.run.assemble import sample_quality_classifier, stored_split  # noqa: E402
 from fvae.run.config import defaults  # noqa: E402
-from fvae.run.generation import check_generators, sample_quality  # noqa: E402
+from fvae.run.generation import check_generators, chosen_samplers, sample_quality  # noqa: E402
 from fvae.run.stored import load_trained  # noqa: E402
 
 flags.DEFINE_list("runs", [], "Run directories or stored models to list beside the references.")
@@ -36,6 +35,7 @@ flags.DEFINE_list("samplers", [], f"Latent samplers to score beside each model's
 flags.DEFINE_string("data_dir", "", "tfds data dir (default: $FVAE_DATA_DIR or ~/tensorflow_datasets).")
 flags.DEFINE_bool("retrain_classifier", False, "Use a classifier trained on this machine's data, not the shipped one.")
 flags.DEFINE_string("out", "", "JSON file for the rows (none if empty).")
+cli.define_sampler_config()
 FLAGS = flags.FLAGS
 
 
@@ -66,17 +66,19 @@ def reference_rows(data_dir: str, retrain_classifier: bool) -> list[dict]:
 def main(argv):
     del argv
     cli.check_output_file(FLAGS.out, "--out")
-    check_generators(FLAGS.samplers)
+    samplers = chosen_samplers(FLAGS.samplers, FLAGS.sampler_config.to_dict())
     loaded = {run: load_trained(run) for run in FLAGS.runs}  # A wrong run fails before the long work.
     for config, _ in loaded.values():
         check_generators(FLAGS.samplers, config)
     rows = reference_rows(FLAGS.data_dir, FLAGS.retrain_classifier)
     for run, (config, state) in loaded.items():
-        metrics = sample_quality(run, config, state, FLAGS.samplers, FLAGS.retrain_classifier)
+        metrics = sample_quality(run, config, state, samplers, FLAGS.retrain_classifier)
         keep = ("frechet_distance", "precision", "recall", "sample_images")
-        rows.append({"images": f"prior samples of {Path(run).name}", **{k: metrics[k] for k in keep}})
+        model = Path(run).name
+        rows.append({"images": f"prior samples of {model}", "model": model, "sampler": "prior",
+                     **{k: metrics[k] for k in keep}})
         for name, scores in metrics.get("samplers", {}).items():
-            rows.append({"images": f"{name} samples of {Path(run).name}", **scores})
+            rows.append({"images": f"{name} samples of {model}", "model": model, "sampler": name, **scores})
     print("| images (against the grey test images) | Frechet distance | precision | recall |\n"
           "| --- | --- | --- | --- |")
     for row in rows:
@@ -85,7 +87,7 @@ def main(argv):
         else:
             print(f"| {row['images']} | accuracy {row['accuracy']:.4f} | | |")
     if FLAGS.out:
-        Path(FLAGS.out).write_text(json.dumps(rows, indent=2) + "\n")
+        files.write_json(FLAGS.out, rows)
 
 
 if __name__ == "__main__":

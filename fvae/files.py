@@ -1,13 +1,20 @@
-"""The one way fvae writes a file (atomically, so a crash leaves the old file or the new one) and
-reads back a JSON file or a folder recorded with its SHA-256 digests."""
+"""The one way fvae writes a file or a folder (atomically, so a crash leaves the old one or the
+new one, never half of one) and reads back a JSON file or a folder recorded with its SHA-256
+digests."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from fvae.errors import DamagedFileError
 
@@ -31,6 +38,26 @@ def write_text(path: str | Path, text: str) -> None:
 def write_json(path: str | Path, value: Any) -> None:
     """Writes JSON atomically (indented, sorted keys)."""
     write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def write_npy(path: str | Path, array: np.ndarray) -> None:
+    """Writes an array atomically in NumPy's .npy format."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    write_bytes(path, buffer.getvalue())
+
+
+@contextlib.contextmanager
+def new_folder(path: str | Path) -> Iterator[Path]:
+    """Yields a temporary folder `.<name>.partial` beside `path` to write into; when the block
+    ends without an error, renames it to `path` (which must not exist). A folder left by a
+    killed writer is cleared first; a block that raises leaves `path` untouched."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    yield partial
+    os.replace(partial, path)
 
 
 def read_json(path: str | Path) -> Any:

@@ -467,7 +467,18 @@ BAD_INPUTS = [
     ("out of range", "evaluate", ["--workdir", "{tmp}/cut", "--iwae_samples=0"], "--iwae_samples needs"),
     ("file for dir", "evaluate", ["--workdir", "{tmp}/afile"], "is a file, not a directory"),
     ("out of range", "evaluate", ["--workdir", "{tmp}/cut", "--samplers=gmm,nope"], "unknown sampler nope"),
+    ("unknown name", "evaluate", ["--workdir", "{tmp}/cut", "--sampler_config.realnvp.layer=3"],
+     "--sampler_config.realnvp.layer is not a sampler setting (realnvp has batch_size"),
+    ("out of range", "evaluate", ["--workdir", "{tmp}/cut", "--samplers=realnvp",
+                                  "--sampler_config.realnvp.epochs=0", "--sampler_config.realnvp.learning_rate=-1"],
+     "realnvp.epochs takes a whole number >= 1, e.g. 50; got 0; realnvp.learning_rate takes a positive"),
+    ("wrong type", "sample", ["--workdir", "{tmp}/cut", "--sampler_config.gmm.max_iter=many"],
+     "flag --sampler_config.gmm.max_iter=many"),
+    ("out of range", "sample", ["--workdir", "{tmp}/cut", "--sampler=gmm", "--sampler_config.gmm.components=(5,2)"],
+     "gmm.components takes increasing counts"),
     ("missing", "sample", ["--workdir", "{tmp}/nothing"], "holds no run"),
+    ("missing", "sample", ["--workdir", "{tmp}/noparams", "--out", "{tmp}/pictures"],
+     "is a stored model without its params.msgpack"),
     ("truncated", "sample", ["--workdir", "{tmp}/cut"], "config.json is not valid JSON"),
     ("wrong type", "sample", ["--workdir", "{tmp}/cut", "--n=many"], "flag --n=many"),
     ("out of range", "sample", ["--workdir", "{tmp}/cut", "--seed=-1"], "flag --seed=-1"),
@@ -493,6 +504,8 @@ BAD_INPUTS = [
     ("file for dir", "prepare_data", ["--data_dir", "{tmp}/afile", "--manual_dir", "{data}"], "afile"),
     ("missing", "sample_quality", ["--runs", "{tmp}/nothing"], "holds no run"),
     ("out of range", "sample_quality", ["--samplers=nope"], "unknown sampler nope"),
+    ("unknown name", "sample_quality", ["--sampler_config.flow.epochs=3"],
+     "--sampler_config.flow.epochs is not a sampler setting (the samplers are gmm, realnvp, two_stage_vae)"),
     ("file for dir", "sample_quality", ["--runs", "{tmp}/cut", "--out", "{tmp}/cut"], "is a directory"),
     ("missing", "sweep", ["--configs", "nope", "--workdir", "{tmp}/sweep"], "no config 'nope'"),
     ("wrong type", "sweep", ["--configs", "mlp500", "--workdir", "{tmp}/sweep", "--config.train.patience=x"],
@@ -526,6 +539,9 @@ def _bad_input_folder(tmp_path: Path) -> dict[Path, tuple[bytes, int]]:
     (tmp_path / "garbled" / "metrics.jsonl").write_text('{"epoch": 1, "val_loss": 250.0, "seconds": 1.0}\n{"epo\n'
                                                         '{"epoch": 3, "val_loss": 240.0, "seconds": 1.0}\n')
     (tmp_path / "unreadable" / "config.json").mkdir()
+    (tmp_path / "noparams").mkdir()  # A stored model that lost its parameters.
+    for name in ("reference.json", "fvae_sha256.json", "config.json"):
+        (tmp_path / "noparams" / name).write_text("{}")
     return _contents(tmp_path)
 
 

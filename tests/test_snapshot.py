@@ -35,3 +35,20 @@ def test_config_gives_its_recorded_numbers(name):
     got = measure(name)
     for key in want:
         np.testing.assert_allclose(got[key], want[key], rtol=rtol, err_msg=f"{name}: {key}")
+
+
+def test_recording_a_changed_config_drops_it_from_the_other_kinds_file(tmp_path, monkeypatch):
+    """One machine is enough: a config whose numbers changed here leaves the other kind's file
+    (checked there to 1e-3 against this file until recorded there); an unchanged one stays."""
+    import tests.snapshot as snapshot
+
+    here, there = tmp_path / "here.json", tmp_path / "there.json"
+    here.write_text(json.dumps({"a": {"x": 1.0}, "b": {"x": 2.0}}))
+    there.write_text(json.dumps({"a": {"x": 1.00001}, "b": {"x": 2.00001}, "c": {"x": 3.0}}))
+    monkeypatch.setattr(snapshot, "SNAPSHOT", here)
+    monkeypatch.setattr(snapshot, "FILES", {"this": here, "other": there})
+    monkeypatch.setattr(snapshot, "measure", lambda name: {"x": 1.5 if name == "a" else 2.0})
+    monkeypatch.setattr(configs, "names", lambda: ["a", "b", "c"])
+    snapshot.main(["snapshot", "--write", "a", "b"])
+    assert json.loads(here.read_text()) == {"a": {"x": 1.5}, "b": {"x": 2.0}}
+    assert json.loads(there.read_text()) == {"b": {"x": 2.00001}, "c": {"x": 3.0}}

@@ -10,11 +10,13 @@ import pytest
 
 import fvae
 from fvae import errors
+from fvae.analysis.samplers import SAMPLERS, load_sampler
 from fvae.compute.bounds import evaluate_bound
+from fvae.errors import ConfigError
 from fvae.files import verify_digest
 from fvae.run import stored
 from fvae.run.assemble import load_run_state
-from fvae.run.generation import fitted_sampler, generated_images
+from fvae.run.generation import chosen_samplers, fitted_sampler, generated_images
 from fvae.run.report import evaluate_run
 from fvae.run.trainer import train_and_evaluate
 from tests.conftest import REPO
@@ -88,16 +90,21 @@ def test_evaluating_the_stored_model_gives_the_runs_numbers(exported, mock_data_
 def test_samplers_are_fitted_once_kept_beside_the_model_and_drawn_through_the_decoder(exported, mock_data_dir):
     config, state = stored.load_trained(exported / "model")
     logged = []
-    sampler, params, note = fitted_sampler(exported / "model", config, state, "gmm", log=logged.append)
+    gmm = SAMPLERS["gmm"]
+    params, note = fitted_sampler(exported / "model", config, state, "gmm", gmm, log=logged.append)
     assert (exported / "model" / "samplers" / "gmm" / "fvae_sha256.json").is_file() and len(logged) == 1
     assert note["training_codes"] == 1000 and note["components"] >= 1
-    again = fitted_sampler(exported / "model", config, state, "gmm", log=logged.append)
-    assert len(logged) == 1 and params_equal(again[1], params)  # Reloaded, not refitted.
+    again = fitted_sampler(exported / "model", config, state, "gmm", gmm, log=logged.append)
+    assert len(logged) == 1 and params_equal(again[0], params)  # Reloaded, not refitted.
     verify_digest(exported / "model")  # The model's own files are untouched.
     key = jax.random.key(3)
-    images = generated_images(exported / "model", config, state, "gmm", key, 1500)
+    images = generated_images(exported / "model", config, state, key, 1500, ("gmm", gmm))
     assert images.shape == (1500, 784) and 0 <= images.min() and images.max() <= 1
-    assert np.array_equal(images, generated_images(exported / "model", config, state, "gmm", key, 1500))
+    assert np.array_equal(images, generated_images(exported / "model", config, state, key, 1500, ("gmm", gmm)))
+    other = chosen_samplers(["gmm"], {"gmm": {"max_iter": 7}})["gmm"]  # Other settings: refused, not refitted.
+    with pytest.raises(ConfigError, match="other settings than asked: max_iter 7 \\(it has 300\\)"):
+        fitted_sampler(exported / "model", config, state, "gmm", other, log=logged.append)
+    assert len(logged) == 1 and params_equal(load_sampler(exported / "model" / "samplers" / "gmm")[1], params)
 
 
 @pytest.mark.parametrize("path", STORED_MODELS, ids=[p.name for p in STORED_MODELS])

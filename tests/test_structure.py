@@ -177,3 +177,49 @@ def test_no_module_shares_a_name_with_a_script_or_another_module():
     names = modules + wings
     assert not scripts & set(names), scripts & set(names)
     assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+
+
+# Direct file writes allowed outside fvae/files.py: each is not a whole file written at once.
+DIRECT_WRITES_ALLOWED = {
+    ("fvae/run/rundir.py", "open"),  # metrics.jsonl, appended a line per epoch; the run's lock file.
+    ("fvae/data/sources.py", "open"),  # The data's gzip files unpacked into a scratch folder.
+    ("fvae/run/checkpoints.py", "rename"),  # Orbax's checkpoint folders, set aside when damaged.
+}
+# Methods that write whatever their receiver; and module functions that write (np.save, ...).
+WRITE_METHODS = {"write_text", "write_bytes", "rename"}
+WRITE_FUNCTIONS = {("np", "save"), ("os", "replace"), ("os", "rename"), ("json", "dump"), ("shutil", "copyfile")}
+
+
+def _direct_writes(path: Path) -> list[tuple[str, int]]:
+    """(what, line) of every call in `path` that writes a file other than through fvae.files:
+    Path.write_text/write_bytes/rename, savefig to a path, np.save, os.replace, json.dump,
+    shutil.copyfile, and open() in a writing mode."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            receiver = func.value.id if isinstance(func.value, ast.Name) else ""
+            if (receiver, func.attr) in WRITE_FUNCTIONS or (func.attr in WRITE_METHODS and receiver != "files"):
+                found.append((func.attr, node.lineno))
+            elif func.attr == "savefig" and not (node.args and isinstance(node.args[0], ast.Name)
+                                                 and node.args[0].id == "buffer"):  # A figure drawn to a file.
+                found.append((func.attr, node.lineno))
+        elif isinstance(func, ast.Name) and func.id == "open":
+            modes = [a.value for a in node.args[1:2] if isinstance(a, ast.Constant)]
+            modes += [k.value.value for k in node.keywords if k.arg == "mode" and isinstance(k.value, ast.Constant)]
+            if any(set(str(m)) & set("wax+") for m in modes):
+                found.append(("open", node.lineno))
+    return found
+
+
+def test_files_are_written_only_through_fvae_files():
+    """One writer: a crash never leaves half a file, because every file fvae and its scripts
+    write goes through fvae.files (atomic rename), except the few appends listed above."""
+    wrong = [f"{path.relative_to(REPO)}:{line} {what}"
+             for root in ("fvae", "experiments") for path in sorted((REPO / root).rglob("*.py"))
+             if path != REPO / "fvae" / "files.py"
+             for what, line in _direct_writes(path)
+             if (str(path.relative_to(REPO)), what) not in DIRECT_WRITES_ALLOWED]
+    assert not wrong, f"files written around fvae.files: {wrong}"

@@ -1,6 +1,6 @@
 """The neural latent samplers of fvae.analysis.samplers: a RealNVP flow (Dinh et al. 2017) and
 a second-stage VAE (Dai and Wipf 2019), each a small Flax network fitted to codes by Adam
-with the parameters of the best validation epoch kept.
+(its rate decayed to 0 on a cosine) with the parameters of the best validation epoch kept.
 
 Both see codes standardized by the training codes' mean and standard deviation (kept in
 their parameters as "shift" and "scale"), so one setting fits codes of any scale.
@@ -26,13 +26,17 @@ class _MLP(nn.Module):
     hidden: Sequence[int]
     out: int
     zero_output: bool = False  # A coupling that starts as the identity map.
+    skip: bool = False  # The output layer also sees the input (Dai and Wipf's second stage).
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        h = x
         for width in self.hidden:
-            x = nn.relu(nn.Dense(width)(x))
+            h = nn.relu(nn.Dense(width)(h))
+        if self.skip:
+            h = jnp.concatenate([x, h], axis=-1)
         init = nn.initializers.zeros if self.zero_output else nn.initializers.lecun_normal()
-        return nn.Dense(self.out, kernel_init=init)(x)
+        return nn.Dense(self.out, kernel_init=init)(h)
 
 
 def _masks(dim: int, layers: int) -> np.ndarray:
@@ -82,8 +86,8 @@ class _SecondStageVAE(nn.Module):
     hidden: Sequence[int]
 
     def setup(self):
-        self.encoder = _MLP(self.hidden, 2 * self.dim)
-        self.decoder = _MLP(self.hidden, self.dim)
+        self.encoder = _MLP(self.hidden, 2 * self.dim, skip=True)
+        self.decoder = _MLP(self.hidden, self.dim, skip=True)
         self.log_gamma = self.param("log_gamma", nn.initializers.zeros, ())
 
     def __call__(self, z: jax.Array, key: jax.Array, num_samples: int = 1) -> jax.Array:
@@ -109,13 +113,14 @@ def _standardize(params: dict, z) -> jax.Array:
 def _fit(loss: Callable, net_params, train: np.ndarray, val: np.ndarray, key: jax.Array, epochs: int,
          batch_size: int, learning_rate: float) -> tuple[dict, dict]:
     """Adam on loss(net_params, batch, key) over `epochs` epochs of standardized codes (batches
-    shuffled by fold_in(key, epoch)); the parameters of the epoch with the lowest validation
-    loss, with the standardization, and a note of the fit."""
+    shuffled by fold_in(key, epoch)), its rate decayed from `learning_rate` to 0 on a cosine;
+    the parameters of the epoch with the lowest validation loss, with the standardization, and
+    a note of the fit."""
     shift, scale = train.mean(0), train.std(0) + 1e-6
     train_std, val_std = (jnp.asarray((a - shift) / scale, jnp.float32) for a in (train, val))
-    tx = optax.adam(learning_rate)
-    steps = max(1, len(train) // batch_size)
     batch_size = min(batch_size, len(train))
+    steps = max(1, len(train) // batch_size)
+    tx = optax.adam(optax.cosine_decay_schedule(learning_rate, epochs * steps))
 
     @jax.jit
     def epoch(carry, e):
@@ -177,14 +182,16 @@ class RealNVP:
 
 @dataclasses.dataclass(frozen=True)
 class TwoStageVAE:
-    """A second VAE on the codes with a learned decoder variance gamma (Dai and Wipf): samples
+    """A second VAE on the codes with a learned decoder variance gamma (Dai and Wipf: their
+    skip connections, 3 hidden layers; without them, and at a constant rate, it collapsed to
+    gamma = 1 on codes with far-from-Gaussian correlations, tests/test_samplers.py): samples
     are draws of its p(z | u) = N(mu(u), gamma I) at u ~ N(0, I) (Dai and Wipf take mu(u),
     the same as gamma goes to 0; where it does not, as on near-Gaussian codes, the means alone
     collapse to a point); log_prob is its IWAE bound (K=`bound_samples`), a lower bound on the
     log-density."""
 
-    hidden: tuple[int, ...] = (256, 256)
-    epochs: int = 50
+    hidden: tuple[int, ...] = (256, 256, 256)
+    epochs: int = 100
     batch_size: int = 500
     learning_rate: float = 1e-3
     bound_samples: int = 64
@@ -199,7 +206,9 @@ class TwoStageVAE:
         dim = train.shape[1]
         net_params = self._net(dim).init(init_key, jnp.zeros((1, dim)), init_key)["params"]
         loss = lambda p, z, k: -jnp.mean(_apply(self._net(dim), p, z, k))
-        return _fit(loss, net_params, train, val, key, self.epochs, self.batch_size, self.learning_rate)
+        params, note = _fit(loss, net_params, train, val, key, self.epochs, self.batch_size, self.learning_rate)
+        # gamma near 1 means the second stage learned nothing (the codes' diagonal Gaussian).
+        return params, {**note, "gamma": float(jnp.exp(params["net"]["log_gamma"]))}
 
     def log_prob(self, params: dict, z) -> np.ndarray:
         z = _standardize(params, z)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt  # Falls back to the Agg backend where there is no display.
 import numpy as np
+
+from fvae.files import write_bytes
 
 
 def _as_images(pixels: np.ndarray) -> np.ndarray:
@@ -15,9 +18,12 @@ def _as_images(pixels: np.ndarray) -> np.ndarray:
 
 
 def _save(fig, path) -> None:
+    """The figure as a PNG, written atomically (fvae.files)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=100, format="png")
     plt.close(fig)
+    write_bytes(path, buffer.getvalue())
 
 
 def _grid_canvas(images: np.ndarray, columns: int, band: int, gap: int = 2) -> tuple[np.ndarray, tuple[int, int]]:

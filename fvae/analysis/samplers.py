@@ -10,8 +10,10 @@ is the density itself or (two-stage VAE) a lower bound. Fitting is deterministic
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +23,7 @@ from scipy.special import logsumexp
 from sklearn.mixture import GaussianMixture as _SklearnMixture
 
 from fvae.analysis.flows import RealNVP, TwoStageVAE
-from fvae.errors import DamagedFileError
+from fvae.errors import ConfigError, DamagedFileError
 from fvae.files import DIGEST_FILE, read_json, verify_digest, write_bytes, write_digest, write_json
 
 
@@ -36,25 +38,28 @@ class LatentSampler(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class GaussianMixture:
-    """A full-covariance Gaussian mixture fitted by EM (scikit-learn), with as many components
-    (of `components`) as give the validation codes the highest mean log-likelihood."""
+    """A full-covariance Gaussian mixture fitted by EM (scikit-learn). Component counts are
+    tried in the order of `components` until one scores the validation codes no higher than
+    the best before it; the best count's mixture is kept."""
 
-    components: tuple[int, ...] = (1, 2, 5, 10, 20, 50)
+    components: tuple[int, ...] = (1, 2, 5, 10, 20, 50, 100, 200, 500)
     max_iter: int = 300
     exact_density = True
     description = "Gaussian mixture"
 
     def fit(self, train: np.ndarray, val: np.ndarray, seed: int) -> tuple[dict, dict]:
         train, val = np.asarray(train, np.float64), np.asarray(val, np.float64)
-        scores, best = {}, None
+        scores: dict[int, float] = {}
+        best = None
         for count in self.components:
             if count > len(train):
-                continue
+                break
             mixture = _SklearnMixture(count, covariance_type="full", max_iter=self.max_iter, random_state=seed,
                                       reg_covar=1e-6).fit(train)
             scores[count] = float(mixture.score(val))
-            if best is None or scores[count] > scores[best.n_components]:
-                best = mixture
+            if best is not None and scores[count] <= scores[best.n_components]:
+                break
+            best = mixture
         assert best is not None, "no component count fits so few codes"
         params = {"weights": best.weights_, "means": best.means_, "cholesky": np.linalg.cholesky(best.covariances_)}
         return params, {"components": best.n_components, "val_log_prob": scores[best.n_components],
@@ -82,14 +87,46 @@ SAMPLERS: dict[str, LatentSampler] = {"gmm": GaussianMixture(), "two_stage_vae":
 PARAMS_FILE, NOTE_FILE = "params.msgpack", "sampler.json"
 
 
+def settings_of(sampler: LatentSampler) -> dict[str, Any]:
+    """A sampler's settings (its dataclass fields) by name."""
+    return dataclasses.asdict(sampler)  # type: ignore[call-overload]
+
+
+def configured_sampler(name: str, settings: Mapping[str, Any] | None = None) -> LatentSampler:
+    """SAMPLERS[name] with `settings` in place of its defaults (e.g. {"epochs": 200}), or a
+    ConfigError naming every bad setting: unknown keys, numbers that are not positive, sizes
+    that are not positive whole numbers, component counts that do not increase."""
+    default = SAMPLERS[name]
+    fields = {f.name for f in dataclasses.fields(default)}  # type: ignore[arg-type]
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in (settings or {}).items()}
+    problems = [f"{name}.{key} is not a setting (it has {', '.join(sorted(fields))})"
+                for key in settings if key not in fields]
+    for key, value in settings.items():
+        default_value = getattr(default, key, None)
+        if key not in fields:
+            continue
+        if isinstance(default_value, tuple):
+            if not (value and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)):
+                problems.append(f"{name}.{key} takes positive whole numbers, e.g. {default_value}; got {value!r}")
+            elif key == "components" and list(value) != sorted(set(value)):
+                problems.append(f"{name}.{key} takes increasing counts, e.g. {default_value}; got {value!r}")
+        elif isinstance(default_value, int) and not (isinstance(value, int) and not isinstance(value, bool)
+                                                     and value >= 1):
+            problems.append(f"{name}.{key} takes a whole number >= 1, e.g. {default_value}; got {value!r}")
+        elif isinstance(default_value, float) and not (isinstance(value, int | float) and 0 < value < math.inf):
+            problems.append(f"{name}.{key} takes a positive number, e.g. {default_value}; got {value!r}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return dataclasses.replace(default, **settings)  # type: ignore[type-var]
+
+
 def save_sampler(folder: Path, name: str, sampler: LatentSampler, params: dict, note: dict) -> None:
     """Writes a fitted sampler into `folder`: params, a JSON note with its settings, then the
     SHA-256 digests (last: a folder without them was never finished)."""
     folder.mkdir(parents=True, exist_ok=True)
     arrays = jax.tree.map(np.asarray, params)
     write_bytes(folder / PARAMS_FILE, serialization.msgpack_serialize(serialization.to_state_dict(arrays)))
-    write_json(folder / NOTE_FILE, {"sampler": name, "settings": dataclasses.asdict(sampler),  # type: ignore[call-overload]
-                                    **note})
+    write_json(folder / NOTE_FILE, {"sampler": name, "settings": settings_of(sampler), **note})
     write_digest(folder)
 
 
@@ -110,5 +147,5 @@ def describe_samplers() -> str:
     return "; ".join(f"{name}: {sampler.description}" for name, sampler in SAMPLERS.items())
 
 
-__all__ = ["SAMPLERS", "GaussianMixture", "LatentSampler", "RealNVP", "TwoStageVAE", "describe_samplers",
-           "load_sampler", "save_sampler"]
+__all__ = ["SAMPLERS", "GaussianMixture", "LatentSampler", "RealNVP", "TwoStageVAE", "configured_sampler",
+           "describe_samplers", "load_sampler", "save_sampler", "settings_of"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import jax
@@ -15,6 +15,7 @@ import numpy as np
 
 from fvae import errors, files
 from fvae.analysis.probes import knn_accuracy, linear_probe_accuracy
+from fvae.analysis.samplers import LatentSampler
 from fvae.compute.bounds import ACTIVE_THRESHOLD, dataset_codes, evaluate_bound, iwae_log_likelihoods, latent_statistics
 from fvae.models import build_model
 from fvae.models.likelihoods import bits_per_dim, build_likelihood
@@ -24,14 +25,16 @@ from fvae.run.pictures import draw_evaluation_pictures
 
 
 def evaluate_run(path: str | Path, iwae_samples: Sequence[int] = (1000,), split: str = "test", limit: int = 0,
-                 overwrite: bool = False, *, samplers: Sequence[str] = (), out: str | Path | None = None,
+                 overwrite: bool = False, *, samplers: Mapping[str, LatentSampler] | None = None,
+                 out: str | Path | None = None,
                  retrain_classifier: bool = False, temperatures: Sequence[float] = (),
                  log: Callable[[str], None] = print) -> dict:
     """Computes every metric and picture of a run directory or a stored model (`path`) into
     `out` (default RUN/eval; required for a stored model); returns the metrics.
 
     limit: evaluate the likelihoods on the first N images of the split. The sample-quality
-    scores always compare SCORE_IMAGES samples of the prior and of each of `samplers` with as
+    scores always compare SCORE_IMAGES samples of the prior and of each of `samplers` (by name,
+    as generation.chosen_samplers makes them) with as
     many test images, in the shipped classifier's features (retrain_classifier: one trained
     on this machine's data instead), and a sheet shows them side by side. temperatures: a
     picture of prior samples at each (every latent layer's noise scaled by it).
@@ -40,12 +43,13 @@ def evaluate_run(path: str | Path, iwae_samples: Sequence[int] = (1000,), split:
         raise errors.ConfigError(f"--temperatures must be positive numbers, got {list(temperatures)}")
     path = Path(path)
     out = stored.output_folder(path, out, rundir.EVAL_DIR)
-    generation.check_generators(samplers)
+    samplers = samplers or {}
+    generation.check_generators(list(samplers))
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise errors.RunDirError(f"{out} exists; pass --overwrite to replace it.")
     config, state = stored.load_trained(path)  # Before anything is written: a wrong path creates nothing.
     rundir.load_history(path)  # A damaged metrics.jsonl (the training curves) is named before the work.
-    generation.check_generators(samplers, config)
+    generation.check_generators(list(samplers), config)
     out.mkdir(parents=True, exist_ok=True)
     splits = load_splits(config)
     evaluated = {"test": splits.test, "val": splits.val, "train": splits.train}[split]
@@ -78,7 +82,7 @@ def evaluate_run(path: str | Path, iwae_samples: Sequence[int] = (1000,), split:
     train_labels, test_labels = splits.train.labels, splits.test.labels
     for name, array in (("train_codes", train_codes), ("train_labels", train_labels),
                         ("test_codes", test_codes), ("test_labels", test_labels)):
-        np.save(out / f"{name}.npy", array)
+        files.write_npy(out / f"{name}.npy", array)
     metrics["linear_probe_accuracy"] = linear_probe_accuracy(train_codes, train_labels, test_codes, test_labels)
     metrics["knn5_accuracy"] = knn_accuracy(train_codes, train_labels, test_codes, test_labels)
     metrics["seconds_probes"] = time.perf_counter() - start
@@ -94,10 +98,10 @@ def evaluate_run(path: str | Path, iwae_samples: Sequence[int] = (1000,), split:
     pictures = draw_evaluation_pictures(state, config, splits, test_codes, metrics["kl_per_dimension"], path, out,
                                         tuple(temperatures))
     if samplers:
-        generation.comparison_sheet(out / "samplers.png", path, config, state, [generation.PRIOR, *samplers])
+        generation.comparison_sheet(out / "samplers.png", path, config, state, samplers)
         pictures.append("samplers.png")
     files.write_json(out / "metrics.json", metrics)
-    (out / "report.md").write_text(_report(path, metrics, pictures))
+    files.write_text(out / "report.md", _report(path, metrics, pictures))
     log(f"ELBO {metrics['elbo_loss']:.2f} nats, active units {metrics['active_units']}/{metrics['latents']}, "
         f"probe {metrics['linear_probe_accuracy']:.3f}, kNN {metrics['knn5_accuracy']:.3f}. "
         f"Report: {out / 'report.md'}")

@@ -10,8 +10,6 @@ Samplers fitted later are kept in its `samplers/` folder, outside the recorded d
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,16 @@ from flax import serialization
 from fvae.compute.bounds import evaluate_bound
 from fvae.compute.state import TrainState
 from fvae.errors import ConfigError, DamagedFileError, RunDirError
-from fvae.files import DIGEST_FILE, read_json, verify_digest, write_bytes, write_digest, write_json
+from fvae.files import (
+    DIGEST_FILE,
+    new_folder,
+    read_json,
+    verify_digest,
+    write_bytes,
+    write_digest,
+    write_json,
+    write_npy,
+)
 from fvae.models import VAE, build_model
 from fvae.run import rundir
 from fvae.run.assemble import initial_state, load_run_state, load_splits
@@ -37,8 +44,10 @@ REFERENCE_COUNT = 100
 
 
 def is_stored_model(path: str | Path) -> bool:
-    """Whether `path` is a stored model's folder (rather than a run directory)."""
-    return (Path(path) / PARAMS_FILE).is_file()
+    """Whether `path` is a stored model's folder (rather than a run directory): it has the
+    parameters, or the reference evaluation that only an export writes (a stored model that
+    lost its parameters is a damaged stored model, not a run that never trained)."""
+    return (Path(path) / PARAMS_FILE).is_file() or (Path(path) / REFERENCE_FILE).is_file()
 
 
 def output_folder(path: str | Path, out: str | Path | None, default: str) -> Path:
@@ -67,19 +76,16 @@ def export_model(workdir: str | Path, out: str | Path) -> Path:
     params = jax.tree.map(lambda a: np.asarray(a, np.float32), state.params)
     state = state.replace(params=params)
     images = load_splits(config).test.images[:REFERENCE_COUNT]
-    partial = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)  # Left by an export that was killed.
-    partial.mkdir(parents=True)
-    write_bytes(partial / PARAMS_FILE, serialization.to_bytes(params))
-    shutil.copyfile(workdir / rundir.CONFIG_FILE, partial / rundir.CONFIG_FILE)
-    shutil.copyfile(workdir / VERSIONS_FILE, partial / VERSIONS_FILE)
-    np.save(partial / REFERENCE_IMAGES, images)
-    write_json(partial / REFERENCE_FILE, {
-        "images": f"the first {REFERENCE_COUNT} test images as evaluated ({REFERENCE_IMAGES})",
-        "key": "jax.random.key(0)", "negative_elbo": reference_loss(state, images),
-        "exported_from": workdir.name, "step": int(state.step)})
-    write_digest(partial)
-    os.replace(partial, out)
+    with new_folder(out) as partial:  # Renamed into place: never a half-written model.
+        write_bytes(partial / PARAMS_FILE, serialization.to_bytes(params))
+        for name in (rundir.CONFIG_FILE, VERSIONS_FILE):
+            write_bytes(partial / name, (workdir / name).read_bytes())
+        write_npy(partial / REFERENCE_IMAGES, images)
+        write_json(partial / REFERENCE_FILE, {
+            "images": f"the first {REFERENCE_COUNT} test images as evaluated ({REFERENCE_IMAGES})",
+            "key": "jax.random.key(0)", "negative_elbo": reference_loss(state, images),
+            "exported_from": workdir.name, "step": int(state.step)})
+        write_digest(partial)
     return out
 
 
@@ -88,6 +94,9 @@ def load_stored(path: str | Path) -> tuple[ml_collections.ConfigDict, TrainState
     path = Path(path)
     if not is_stored_model(path) or not (path / DIGEST_FILE).is_file():
         raise RunDirError(f"{path} holds no stored model ({PARAMS_FILE} or {DIGEST_FILE} is missing).")
+    if not (path / PARAMS_FILE).is_file():
+        raise DamagedFileError(f"{path} is a stored model without its {PARAMS_FILE}: restore the folder (e.g. git "
+                               "checkout), or export the model again from its run directory.")
     verify_digest(path)
     config = with_defaults(read_json(path / rundir.CONFIG_FILE))
     state = initial_state(config)
