@@ -103,7 +103,12 @@ def generated_images(path: str | Path, config: ml_collections.ConfigDict, state:
         return np.asarray(generate_many(state, key, num, sample_labels(config, num), temperature=temperature))
     name, chosen = sampler
     params, _ = fitted_sampler(path, config, state, name, chosen, log)
-    top = chosen.sample(params, jax.random.fold_in(key, 0), num)
+    return _sampler_images(state, chosen, params, key, num, temperature)
+
+
+def _sampler_images(state: TrainState, sampler: LatentSampler, params: dict, key: jax.Array, num: int,
+                    temperature: float = 1.0) -> np.ndarray:
+    top = sampler.sample(params, jax.random.fold_in(key, 0), num)
     return np.concatenate([np.asarray(decode_top_samples(state, jax.random.fold_in(key, i + 1), top[s:s + 1000],
                                                          temperature))
                            for i, s in enumerate(range(0, num, 1000))])
@@ -132,8 +137,8 @@ def sample_quality(path: str | Path, config: ml_collections.ConfigDict, state: T
     if samplers:
         metrics["samplers"] = {}
     for name, sampler in samplers.items():
-        images = generated_images(path, config, state, key, num, (name, sampler), log)
-        _, note = fitted_sampler(path, config, state, name, sampler, log)
+        params, note = fitted_sampler(path, config, state, name, sampler, log)  # Loaded (or fitted) once.
+        images = _sampler_images(state, sampler, params, key, num)
         metrics["samplers"][name] = {**score_images(classifier, images, test.images, num),
                                      "fit": {k: v for k, v in note.items() if k != "codes"}}
     return metrics
