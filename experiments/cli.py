@@ -3,8 +3,12 @@ a config and override its values, and one way of reporting what the user can fix
 or config value, a fvae.errors.UserError (a damaged run file, a misused run directory, missing
 data...) and an OSError (a missing or unreadable path, a full disk) are each one line
 "error: <what> ... <what to do>" and exit status 1; a clean stop by SIGTERM/SIGINT prints its
-message and exits 130. `--debug` (or FVAE_DEBUG=1 in the environment) shows the traceback
-instead. Other exceptions are bugs and keep their tracebacks.
+message and exits 130. An error that a library raised or printed pages about (Orbax, TensorStore,
+TensorFlow, Flax) keeps those pages in a log file that the line names: in the run's `logs/` for
+a run that was training (the error's `log_dir`), else in the temporary folder's `fvae-errors/`
+(a script that only reads a run, or refuses one, never writes into it).
+`--debug` (or FVAE_DEBUG=1 in the environment) shows the traceback instead. Other exceptions are
+bugs and keep their tracebacks.
 
 A config is named by `--config NAME_OR_PATH` (a file in experiments/configs, or any path) and
 its values overridden by `--config.KEY=VALUE`, in every script that takes one.
@@ -14,6 +18,9 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +34,8 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from experiments import configs  # noqa: E402
-from fvae.errors import ConfigError, Interrupted, UserError, is_disk_full  # noqa: E402
+from fvae import files  # noqa: E402
+from fvae.errors import ConfigError, Interrupted, UserError, chain, is_disk_full  # noqa: E402
 from fvae.run.config import check_key  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -140,6 +148,29 @@ def _debugging() -> bool:
     return FLAGS.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
+def _library_log(err: BaseException) -> str:
+    """Writes what the libraries behind `err` said (their exceptions' tracebacks and the output
+    captured while it arose) to a log file and returns ` (...: PATH)` for the error line; "" when
+    `err` is fvae's own. The file goes in `err.log_dir`/logs when the trainer set it (an error while
+    its run trained), else in the temporary folder: a reader never writes into the run it reads."""
+    behind = chain(err)[1:]
+    captured = "".join(getattr(e, "library_output", "") for e in chain(err))
+    if not captured and all(isinstance(e, UserError) for e in behind):
+        return ""
+    text = "".join(traceback.format_exception(err)) + (f"\nWhat the libraries printed:\n{captured}" if captured else "")
+    name = f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    log_dir = getattr(err, "log_dir", None)
+    folders = ([Path(log_dir) / "logs"] if log_dir else []) + [Path(tempfile.gettempdir()) / "fvae-errors"]
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            files.write_text(folder / name, text)
+            return f" (the libraries' own messages are in {folder / name})"
+        except OSError:
+            continue
+    return " (the libraries' own messages could not be saved; add --debug to see them)"
+
+
 def run(main: Callable[[list[str]], None]) -> None:
     """app.run(main) with the shared flag parsing and error handling."""
     def guarded(argv: list[str]) -> None:
@@ -160,7 +191,8 @@ def run(main: Callable[[list[str]], None]) -> None:
         except (UserError, OSError) as err:
             if _debugging():
                 raise
-            sys.exit(f"error: {err if isinstance(err, UserError) else describe_os_error(err)}")
+            message = str(err) if isinstance(err, UserError) else describe_os_error(err)
+            sys.exit(f"error: {message}{_library_log(err)}")
 
     app.run(guarded, flags_parser=parse_flags)
 

@@ -6,11 +6,22 @@ library from code) stay ordinary exceptions with tracebacks.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 
 
 class UserError(Exception):
-    """Bad input, a misused run directory, missing data, a damaged checkpoint, a NaN loss..."""
+    """Bad input, a misused run directory, missing data, a damaged checkpoint, a NaN loss...
+
+    `library_output`: what the libraries (Orbax, TensorStore, TensorFlow) printed while the error
+    arose, captured by `library_output_kept`; the scripts write it to a log file, not the terminal.
+    """
+
+    library_output: str = ""
 
 
 class ConfigError(UserError, ValueError):
@@ -77,10 +88,42 @@ class NonFiniteError(UserError, FloatingPointError):
 def is_disk_full(err: BaseException | None) -> bool:
     """Whether `err`, or an error behind it, is a full disk (ENOSPC), however it was wrapped
     (Orbax and TensorStore raise their own types)."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        if (isinstance(err, OSError) and err.errno == errno.ENOSPC) or "No space left on device" in str(err):
-            return True
-        seen.add(id(err))
-        err = err.__cause__ or err.__context__
-    return False
+    return any((isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left on device" in str(e)
+               for e in chain(err))
+
+
+def chain(err: BaseException | None) -> list[BaseException]:
+    """`err` and the errors behind it: its causes, or the errors it was raised while handling
+    (unless raised `from None`)."""
+    seen: list[BaseException] = []
+    while err is not None and all(err is not e for e in seen):
+        seen.append(err)
+        err = err.__cause__ if err.__cause__ is not None else None if err.__suppress_context__ else err.__context__
+    return seen
+
+
+@contextlib.contextmanager
+def library_output_kept(error: type[BaseException] = UserError) -> Iterator[None]:
+    """Captures what is written to the stderr file descriptor while the block runs (by Python or
+    by the C++ threads of TensorStore and TensorFlow). If the block raises `error`, the text is the
+    noise of the failure that the error's own message replaces: it is attached to the error as
+    `library_output` (the scripts log it to a file). Otherwise it is written back to stderr."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        except error as err:
+            sys.stderr.flush()
+            captured.seek(0)
+            err.library_output = getattr(err, "library_output", "") + captured.read().decode(errors="replace")  # type: ignore[attr-defined]
+            raise
+        else:
+            sys.stderr.flush()
+            captured.seek(0)
+            os.write(saved, captured.read())
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)

@@ -19,15 +19,41 @@ import numpy as np
 from fvae.errors import DamagedFileError
 
 
+@contextlib.contextmanager
+def _named(path: Path) -> Iterator[None]:
+    """An OSError while writing `path` names it (a failed write or flush, e.g. a full disk, carries
+    no file name of its own)."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename:
+            raise
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from None
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
-    """Writes a file atomically: to `<path>.tmp`, flushed to disk, then renamed over `path`."""
+    """Writes a file atomically: to `<path>.tmp`, flushed to disk, then renamed over `path`. A
+    failed write (a full disk) removes the temporary file and names `path`."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
+    try:
+        with _named(path), open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
+def append_line(path: str | Path, line: str) -> None:
+    """Appends one line (JSON lines' way of growing a file), flushed to disk before returning; a
+    failed write names `path`."""
+    with _named(Path(path)), open(path, "a") as f:
+        f.write(line + "\n")
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_text(path: str | Path, text: str) -> None:

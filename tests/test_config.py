@@ -100,20 +100,45 @@ def test_each_chosen_class_checks_its_own_fields_and_only_those():
 
 
 def test_the_schema_holds_each_registered_classs_own_fields_with_its_defaults():
+    """Every registered class, chosen with defaults(SECTION=NAME), is selected and has all its own
+    keys at its own defaults, and the result passes validation."""
     from fvae.run.config import COMPONENTS
 
-    config = defaults()
-    for section, (table, _) in COMPONENTS.items():
+    for section, (table, selector) in COMPONENTS.items():
         for cls in table.values():
+            config = defaults(**{section: cls.name})
+            assert config[section][selector] == cls.name
             for key, default in cls.config_fields().items():
                 assert config[section][key] == default, (section, cls.name, key)
+    config = defaults()
     assert config.model.top_latents == 40 and config.likelihood.mixtures == 1 and config.prior.components == 500
+    with pytest.raises(ValueError, match="model.architecture must be one of"):
+        defaults(model="no_such_architecture")
 
 
-def test_two_classes_may_share_a_key_only_with_one_default():
+def test_two_architectures_give_a_shared_key_their_own_defaults(monkeypatch):
+    """A shared key takes the chosen class's default (a conv-decoder hybrid's upsample
+    "transpose", conv's "pixel_shuffle"), in a new config and in a saved one that predates the
+    key; a shared key of two types is refused."""
     import dataclasses
 
+    from fvae.models.architectures import ARCHITECTURES, Conv
     from fvae.models.registry import Component, registry, section_fields
+    from fvae.run.config import validate, with_defaults
+
+    @dataclasses.dataclass(frozen=True)
+    class Hybrid(Conv):
+        upsample: str = "transpose"
+        name = "hybrid"
+
+    monkeypatch.setitem(ARCHITECTURES, "hybrid", Hybrid)
+    hybrid = defaults(model="hybrid")
+    assert hybrid.model.architecture == "hybrid" and hybrid.model.upsample == "transpose"
+    assert defaults(model="conv").model.upsample == defaults().model.upsample == "pixel_shuffle"
+    validate(hybrid)
+    saved = hybrid.to_dict()
+    del saved["model"]["upsample"]  # Saved before the key existed: it ran with its architecture's default.
+    assert with_defaults(saved).model.upsample == "transpose"
 
     @dataclasses.dataclass(frozen=True)
     class A(Component):
@@ -122,10 +147,10 @@ def test_two_classes_may_share_a_key_only_with_one_default():
 
     @dataclasses.dataclass(frozen=True)
     class B(Component):
-        width: int = 2
+        width: float = 2.0
         name = "b"
 
-    with pytest.raises(ValueError, match="defaults 1 and 2"):
+    with pytest.raises(ValueError, match="declared as int and float"):
         section_fields(registry(A, B))
     with pytest.raises(ValueError, match="two classes registered as 'a'"):
         registry(A, A)

@@ -106,6 +106,123 @@ def test_sigkill_at_ten_chosen_moments_loses_nothing(tmp_path, record_property):
     assert during_writes == 5
 
 
+def best_params(config, workdir: Path):
+    """The parameters of the run's best checkpoint (a run resumed from best after a kill during
+    its first latest write, with no epoch left to train, has no latest one)."""
+    checkpoints = Checkpoints(workdir)
+    try:
+        return checkpoints.restore_best(assemble.initial_state(config))[0].params
+    finally:
+        checkpoints.close()
+
+
+def kill_at(workdir: Path, event: str, *extra: str) -> str | None:
+    """Runs the training (tests/kill_worker.py) until it reaches `event`, SIGKILLs it there and
+    returns the line that says where it stopped (None: it ended before reaching it)."""
+    process = subprocess.Popen(cli(workdir, *extra, module="tests.kill_worker"), cwd=REPO,
+                               env=dict(ENV, FVAE_BLOCK_AT=event), stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    blocked = next((line for line in process.stdout if line.startswith("BLOCKED")), None)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.stdout.close()
+    return blocked
+
+
+@pytest.mark.slow
+@KILLS
+def test_a_kill_at_every_file_of_start_up_epoch_one_and_the_report_leaves_a_way_forward(tmp_path, record_property):
+    """docs/reliability.md's promise that every state has a way forward, at every file a run
+    writes: a one-epoch run is SIGKILLed once at each (tests/kill_worker.py's "file" event:
+    versions.json, config.json, the TensorBoard file, each checkpoint commit and digest, the
+    metrics line, the pictures, test_metrics.json), each time in a fresh directory. What the
+    state then says to run (docs/reliability.md's table: `train` for a run that never saved an
+    epoch, `train --resume` otherwise) succeeds without a question, and the run ends as the
+    uninterrupted one did, bit for bit."""
+    one_epoch = ("--config.train.max_epochs=1",)
+    reference = tmp_path / "uninterrupted"
+    listing = subprocess.run(cli(reference, *one_epoch, module="tests.kill_worker"), cwd=REPO,
+                             env=dict(ENV, FVAE_LIST_FILES="1"), capture_output=True, text=True, timeout=900)
+    assert listing.returncode == 0, listing.stderr[-3000:]
+    written = [line.split(" ", 2)[2] for line in listing.stdout.splitlines() if line.startswith("FILE ")]
+    for expected in ("versions.json", "config.json", "tensorboard", "checkpoint", "fvae_sha256.json",
+                     "metrics line", "samples.png", "test_metrics.json"):
+        assert any(expected in what for what in written), (expected, written)
+    config = mlp500.get_config()
+    reference_state = best_params(config, reference)
+    reference_report = json.loads((reference / rundir.TEST_METRICS_FILE).read_text())
+
+    for n, what in enumerate(written, 1):
+        workdir = tmp_path / f"killed-{n}"
+        assert kill_at(workdir, f"file:{n}", *one_epoch) is not None, f"the run ended before writing {what}"
+        record_property("sigkills", 1)  # Summed into the reliability line by tests/conftest.py.
+        record_property("sigkills_during_checkpoint_writes", int(checkpoint_write_in_progress(workdir)))
+        state = rundir.run_state(workdir)
+        assert state in ("never started", "failed before any epoch", "stopped"), (what, state)
+        resume = [] if state in ("never started", "failed before any epoch") else ["--resume"]
+        done = subprocess.run(cli(workdir, *one_epoch, *resume), cwd=REPO, env=ENV, capture_output=True,
+                              text=True, timeout=900)
+        assert done.returncode == 0, (what, state, done.stderr[-3000:])
+        report = json.loads((workdir / rundir.TEST_METRICS_FILE).read_text())
+        same = (params_equal(best_params(config, workdir), reference_state)
+                and without_timing(rundir.load_history(workdir)) == without_timing(rundir.load_history(reference))
+                and report["test_loss"] == reference_report["test_loss"]
+                and all((workdir / name).is_file() for name in ("samples.png", "reconstructions.png")))
+        record_property("runs_lost", int(not same))
+        assert same, f"killed while writing {what} ({state}), the run ended differently from the uninterrupted one"
+        shutil.rmtree(workdir)
+
+
+@pytest.mark.slow
+@BAD_INPUT
+def test_a_full_disk_while_training_is_one_line_and_the_libraries_pages_go_to_the_run_log(tmp_path):
+    """A checkpoint write failing as a full disk does under TensorStore (tests/kill_worker.py:
+    pages of tracebacks on the stderr descriptor, an error of its own type): the terminal gets the
+    one error line, which names a log in the run's logs/ holding those pages and the traceback;
+    after that, --resume finishes the run."""
+    workdir, three = tmp_path / "run", "--config.train.max_epochs=3"
+    failed = subprocess.run(cli(workdir, three, module="tests.kill_worker"), cwd=REPO,
+                            env=dict(ENV, FVAE_FULL_DISK_AT="checkpoint-write:9", TF_ENABLE_ONEDNN_OPTS="0"),
+                            capture_output=True, text=True, timeout=900)
+    lines = failed.stderr.strip().splitlines()
+    assert failed.returncode == 1 and len(lines) == 1, failed.stderr[-3000:]
+    assert lines[0].startswith("error: no space left on the disk while writing the checkpoint of epoch 2 "), lines
+    log = Path(lines[0].rsplit("the libraries' own messages are in ", 1)[1].rstrip(")"))
+    assert log.parent == workdir / "logs"
+    text = log.read_text()
+    assert text.count("No space left on device [os_error_code='28']") == 40  # The pages, all of them.
+    assert "ValueError: RESOURCE_EXHAUSTED: Failed writing" in text and "CheckpointError" in text
+    done = subprocess.run(cli(workdir, three, "--resume"), cwd=REPO, env=ENV, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert rundir.run_state(workdir) == "finished" and len(rundir.load_history(workdir)) == 3
+
+
+def test_an_error_from_a_library_is_one_line_naming_a_log_of_its_pages(tmp_path, monkeypatch):
+    """experiments/cli.py: fvae's own errors are the line alone; one that wraps a library's error
+    or carries its captured output names a log that holds both, in the run's logs/ when the
+    trainer marked it (log_dir), else in the temporary folder's fvae-errors/."""
+    from experiments import cli as scripts
+
+    monkeypatch.setattr(scripts.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+    assert scripts._library_log(errors.RunDirError("the directory is in use")) == ""
+    try:
+        try:
+            raise ValueError("RESOURCE_EXHAUSTED deep in TensorStore")
+        except ValueError as library:
+            raise errors.CheckpointError("no space left ...") from library
+    except errors.CheckpointError as err:
+        err.library_output = "pages of C++ tracebacks\n"
+        in_temp = scripts._library_log(err)
+        err.log_dir = tmp_path / "run"
+        in_run = scripts._library_log(err)
+    for line, folder in ((in_temp, tmp_path / "tmp" / "fvae-errors"), (in_run, tmp_path / "run" / "logs")):
+        log = Path(line.rsplit("are in ", 1)[1].rstrip(")"))
+        assert log.parent == folder
+        text = log.read_text()
+        assert "ValueError: RESOURCE_EXHAUSTED deep in TensorStore" in text and "pages of C++ tracebacks" in text
+
+
 def reader(module: str, workdir: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     """A command that only reads the run (on the mock data): sample or evaluate into `out`."""
     return subprocess.run([sys.executable, "-m", "tests.mock_cli", module, "--workdir", str(workdir), "--out", str(out),

@@ -8,13 +8,13 @@ decoders; hierarchical.py: the two-layer VAE. The architectures that assemble th
 a config are registered in fvae.models.architectures.
 """
 
-from fvae.models.architectures import ARCHITECTURES, Architecture
+from fvae.models.architectures import ARCHITECTURES
 from fvae.models.conv import ConvDecoder, ConvEncoder, pixel_shuffle
 from fvae.models.hierarchical import HierarchicalVAE
 from fvae.models.likelihoods import build_likelihood
 from fvae.models.mlp import NUM_PIXELS, Decoder, Encoder
 from fvae.models.priors import build_prior
-from fvae.models.registry import lookup
+from fvae.models.registry import Architecture, lookup
 from fvae.models.vae import VAE, VAEOutput
 
 __all__ = ["NUM_PIXELS", "ConvDecoder", "ConvEncoder", "Decoder", "Encoder", "HierarchicalVAE", "VAE", "VAEOutput",

@@ -15,23 +15,7 @@ import jax.numpy as jnp
 from fvae.data import NUM_CLASSES
 from fvae.models import conv, hierarchical, mlp, top_down, vae
 from fvae.models.conv_layers import CONV_IMPLS
-from fvae.models.registry import Component, registry
-
-
-class Architecture(Component):
-    """What every architecture declares; `build` makes the Flax VAE."""
-
-    conditional = True   # Can be conditional on the class label (model.conditional).
-    analytic_kl = True   # One Gaussian latent layer: per-latent KL in closed form (with such a prior).
-
-    def build(self, model, likelihood, prior):
-        """The VAE (an fvae.models.VAE) for config section `model` with this likelihood and prior."""
-        raise NotImplementedError
-
-    def dense_layers(self, model) -> list[tuple[int, int]] | None:
-        """(fan_in, fan_out) of every Dense layer the model is made of, for the benchmark's
-        matmul ceiling; None when it has other layers."""
-        return None
+from fvae.models.registry import Architecture, registry
 
 
 def _dense_stacks(model, stacks: list[list[int]]) -> list[tuple[int, int]]:

@@ -24,39 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from fvae.data import binarize_fixed
-from fvae.models.registry import Component, lookup, registry
+from fvae.models.registry import Likelihood, lookup, registry
 
 NUM_LEVELS = 256
-
-
-class Likelihood(Component):
-    """What every likelihood declares besides log_prob and mean (these are the defaults), so
-    that models and data preparation never test which likelihood they hold."""
-
-    params_per_pixel = 1  # Channels per pixel of `params`.
-    discrete = False      # A probability mass over the data's discrete values (bits/dim defined).
-    support = "real"      # Where one pixel's density lives: "binary" {0, 1}, "levels" {k/255},
-    #                       "unit_interval" [0, 1] or "real"; it sums or integrates to one there.
-    global_scale = False  # True: the VAE, not the decoder, supplies the last channel (one learned scale)
-
-    def training_pixels(self, key: jax.Array, x: jax.Array) -> jax.Array:
-        """The pixels a training step scores (B, 784) in [0, 1]: x itself unless resampled."""
-        del key
-        return x
-
-    def evaluation_images(self, images: np.ndarray, stream: int) -> np.ndarray:
-        """The uint8 images of one evaluation split (stream 1: validation, 2: test) that this
-        likelihood is evaluated on: the images themselves unless fixed once (by seed)."""
-        del stream
-        return images
-
-    def log_prob(self, params: jax.Array, x: jax.Array) -> jax.Array:
-        """log p(x|z) summed over pixels: params (B, D, P), x (B, D) in [0, 1] -> (B,)."""
-        raise NotImplementedError
-
-    def mean(self, params: jax.Array) -> jax.Array:
-        """E[x|z] per pixel (B, D) in [0, 1]."""
-        raise NotImplementedError
 
 
 def _sum_pixels(values: jax.Array) -> jax.Array:

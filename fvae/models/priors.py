@@ -10,33 +10,12 @@ Each class's dataclass fields are its config keys (fvae.models.registry).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
 from fvae.models import gaussians
-from fvae.models.registry import Component, lookup, registry
-
-PseudoPosteriors = Callable[[], tuple[jax.Array, jax.Array]]
-
-
-class Prior(Component):
-    """What every prior declares; the defaults suit a fixed density."""
-
-    pseudo_inputs = 0    # Learned pseudo-inputs (pseudo_inputs, 784) the VAE holds for this prior.
-    analytic_kl = False  # KL(N(mean, var) || p) per latent in closed form (free bits need it).
-    conditional = True   # Usable in a label-conditional VAE.
-    description = ""     # For picture titles: "Samples from <description>".
-
-    def log_prob(self, z: jax.Array, pseudo_posteriors: PseudoPosteriors) -> jax.Array:
-        """log p(z) summed over latents: (..., D) -> (...)."""
-        raise NotImplementedError
-
-    def sample(self, key: jax.Array, num: int, latents: int, pseudo_posteriors: PseudoPosteriors,
-               temperature: float = 1.0) -> jax.Array:
-        """`num` draws from p, its noise scaled by `temperature` (1: p itself): (num, latents)."""
-        raise NotImplementedError
+from fvae.models.registry import Prior, PseudoPosteriors, lookup, registry
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,9 +14,10 @@ import jax.numpy as jnp
 from flax import struct
 
 from fvae.models.gaussians import kl_per_dimension, log_normal_diag, reparameterize
-from fvae.models.likelihoods import Bernoulli, Likelihood
+from fvae.models.likelihoods import Bernoulli
 from fvae.models.mlp import NUM_PIXELS
-from fvae.models.priors import Prior, StandardNormal
+from fvae.models.priors import StandardNormal
+from fvae.models.registry import Likelihood, Prior
 
 
 @struct.dataclass

@@ -12,10 +12,6 @@ to <workdir>/checkpoints/damaged/ (never deleted), and the next older one is rea
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +24,7 @@ from absl import logging
 from etils import epath
 
 from fvae.compute.state import TrainState
-from fvae.errors import CheckpointError, DamagedCheckpointError, is_disk_full
+from fvae.errors import CheckpointError, DamagedCheckpointError, is_disk_full, library_output_kept
 from fvae.files import verify_digest, write_digest
 
 # Bumped whenever what a checkpoint holds changes incompatibly.
@@ -77,7 +73,7 @@ class Checkpoints:
             manager.reload()
             for epoch in sorted(manager.all_steps(), reverse=True):
                 try:
-                    with _stderr_kept_unless(DamagedCheckpointError):
+                    with library_output_kept(DamagedCheckpointError):
                         return _restore(manager, target, which, epoch)
                 except DamagedCheckpointError as err:
                     problems.append(str(err))
@@ -107,7 +103,7 @@ class Checkpoints:
         checkpoints/damaged/ (kept for inspection, never deleted) and the next older one is tried."""
         while True:
             try:
-                with _stderr_kept_unless(DamagedCheckpointError):
+                with library_output_kept(DamagedCheckpointError):
                     return _restore(self.latest, target, "latest")
             except DamagedCheckpointError as err:
                 aside = self._set_aside(self.latest, "latest")
@@ -125,7 +121,7 @@ class Checkpoints:
         """The best checkpoint. A damaged one is named, moved to checkpoints/damaged/ and, while
         latest/ still holds its epoch, written again from that copy."""
         try:
-            with _stderr_kept_unless(DamagedCheckpointError):
+            with library_output_kept(DamagedCheckpointError):
                 return _restore(self.best, target, "best")
         except DamagedCheckpointError as err:
             epoch = self.best.latest_step()
@@ -135,7 +131,7 @@ class Checkpoints:
                                       "best weights are lost. Use the intact latest ones (fvae.run.assemble."
                                       "load_run_state(workdir, 'latest')) or train a new run.") from err
             log(f"{err} It was moved to {aside}; the best checkpoint is written again from latest/{epoch}.")
-            with _stderr_kept_unless(DamagedCheckpointError):
+            with library_output_kept(DamagedCheckpointError):
                 state, meta = _restore(self.latest, target, "latest", epoch)
             _save(self.best, epoch, state, meta)
             return state, meta
@@ -158,41 +154,19 @@ class Checkpoints:
         self.best.close()
 
 
-@contextlib.contextmanager
-def _stderr_kept_unless(error: type[Exception]):
-    """Captures what is written to the stderr file descriptor (by Python or by C++ threads) and
-    writes it back, unless `error` is raised: then it is the noise of a failing read (TensorStore
-    tracebacks from its worker threads) that the error's own message replaces."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        except error:
-            raise
-        else:
-            sys.stderr.flush()
-            captured.seek(0)
-            os.write(saved, captured.read())
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def _save(manager: ocp.CheckpointManager, epoch: int, state: TrainState, meta: dict[str, Any]) -> None:
     """Writes one checkpoint (Orbax commits it atomically), then records its files' SHA-256."""
     meta = {**meta, "format_version": FORMAT_VERSION}
-    try:
-        manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                    meta=ocp.args.JsonSave(meta)), force=True)
-    except Exception as err:  # Orbax and TensorStore wrap the OSError in their own types.
-        if not is_disk_full(err):
-            raise
-        raise CheckpointError(f"no space left on the disk while writing the checkpoint of epoch {epoch} in "
-                              f"{manager.directory}: the checkpoints written before it are intact; free some "
-                              "space, then resume with --resume (it redoes this epoch).") from err
+    with library_output_kept(CheckpointError):  # A full disk's pages of TensorStore tracebacks: to the log.
+        try:
+            manager.save(epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                        meta=ocp.args.JsonSave(meta)), force=True)
+        except Exception as err:  # Orbax and TensorStore wrap the OSError in their own types.
+            if not is_disk_full(err):
+                raise
+            raise CheckpointError(f"no space left on the disk while writing the checkpoint of epoch {epoch} in "
+                                  f"{manager.directory}: the checkpoints written before it are intact; free some "
+                                  "space, then resume with --resume (it redoes this epoch).") from err
     if jax.process_index() == 0:
         write_digest(Path(manager.directory) / str(epoch))
 

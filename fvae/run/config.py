@@ -21,7 +21,7 @@ from fvae.errors import ConfigError
 from fvae.models.architectures import ARCHITECTURES
 from fvae.models.likelihoods import LIKELIHOODS
 from fvae.models.priors import PRIORS
-from fvae.models.registry import section_fields
+from fvae.models.registry import lookup, section_fields
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
 LR_SCHEDULES = ("constant", "cosine", "warmup_cosine")
@@ -30,8 +30,15 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 COMPONENTS = {"likelihood": (LIKELIHOODS, "name"), "prior": (PRIORS, "name"), "model": (ARCHITECTURES, "architecture")}
 
 
-def defaults() -> ml_collections.ConfigDict:
-    """Every config key with its default value: the schema that validate() checks against."""
+def defaults(**chosen: str) -> ml_collections.ConfigDict:
+    """Every config key with its default value: the schema that validate() checks against.
+
+    `chosen` picks registered components by section, e.g. defaults(model="conv",
+    prior="vamp"): each is selected and its own defaults win for keys that several classes of
+    its registry share (fvae.models.registry.section_fields)."""
+    unknown = sorted(set(chosen) - set(COMPONENTS))
+    if unknown:
+        raise ValueError(f"defaults() chooses components of {tuple(COMPONENTS)}, not {unknown}")
     config = ml_collections.ConfigDict()
     config.seed = 0
 
@@ -58,8 +65,11 @@ def defaults() -> ml_collections.ConfigDict:
 
     # Each registered class's own keys, with its defaults (e.g. model.top_latents of
     # "hierarchical", likelihood.mixtures of "discretized_logistic", prior.components of "vamp").
-    for section, (table, _) in COMPONENTS.items():
-        for key, default in section_fields(table).items():
+    for section, (table, selector) in COMPONENTS.items():
+        if section in chosen:
+            lookup(table, chosen[section], f"{section}.{selector}")
+            config[section][selector] = chosen[section]
+        for key, default in section_fields(table, chosen.get(section)).items():
             config[section][key] = default
 
     config.objective = ml_collections.ConfigDict()
@@ -137,7 +147,9 @@ def with_defaults(values: dict) -> ml_collections.ConfigDict:
     """A saved config (e.g. a run's config.json) on top of defaults(): runs saved before a key
     existed load with that key's default (which is what they ran with), and keys since retired
     (RETIRED_KEYS) are dropped. JSON lists become tuples."""
-    config = defaults()
+    chosen = {section: values[section][selector] for section, (table, selector) in COMPONENTS.items()
+              if isinstance(values.get(section), dict) and values[section].get(selector) in table}
+    config = defaults(**chosen)
     values = {section: ({k: v for k, v in entries.items() if f"{section}.{k}" not in RETIRED_KEYS}
                         if isinstance(entries, dict) else entries) for section, entries in values.items()}
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import ml_collections
 
 from fvae.errors import DamagedFileError, RunDirError
-from fvae.files import read_json, write_bytes, write_json
+from fvae.files import append_line, read_json, write_bytes, write_json
 from fvae.run.config import flatten, with_defaults
 from fvae.run.versions import VERSIONS_FILE, versions
 
@@ -207,10 +207,7 @@ def write_history(workdir: str | Path, history: list[dict]) -> None:
 
 def append_metrics(workdir: str | Path, record: dict) -> None:
     """Appends one epoch's metrics as a JSON line, flushed to disk as it happens."""
-    with open(Path(workdir) / METRICS_FILE, "a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    append_line(Path(workdir) / METRICS_FILE, json.dumps(record))
 
 
 def load_history(workdir: str | Path, as_frame: bool = False):

@@ -27,7 +27,7 @@ from fvae.compute.decoding import generate
 from fvae.compute.placement import Placement, to_host
 from fvae.compute.state import TrainState
 from fvae.compute.steps import EpochOptions, first_nonfinite_step, train_epoch, train_epoch_stepwise
-from fvae.errors import CheckpointError, Interrupted, NonFiniteError
+from fvae.errors import CheckpointError, Interrupted, NonFiniteError, UserError
 from fvae.run import rundir
 from fvae.run.assemble import (
     check_fits_in_memory,
@@ -130,36 +130,51 @@ def _train(run: RunContext, splits: data.Splits, resume: bool, changes: dict[str
             rundir.write_history(workdir, history)  # Drops lines written after the checkpoint.
         log(f"Resuming {workdir} at epoch {start_epoch} (best so far: epoch {stopper.best_epoch}).")
 
-    images_per_epoch = train.num_examples // t.batch_size * t.batch_size
-    writer = create_writer(workdir, log, lambda epoch, s: _epoch_line(epoch, s, epoch == stopper.best_epoch),
-                           where.is_writer)
-    try:
-        for epoch in range(start_epoch, t.max_epochs + 1):
-            if stopper.should_stop:
-                break
-            if t.max_train_minutes and sum(r["seconds"] for r in history) >= 60 * t.max_train_minutes:
-                log(f"Stopping after epoch {epoch - 1}: the training budget of {t.max_train_minutes} minutes is spent.")
-                break
-            state, metrics = _run_epoch(run, state, train, val, epoch)
-            metrics["images_per_second"] = images_per_epoch / metrics["seconds"]
-            improved = stopper.update(epoch, metrics["val_loss"])
-            history.append({"epoch": epoch, **metrics})
-            checkpoints.save(epoch, state, {"epoch": epoch, "early_stopping": stopper.to_dict(),
-                                            "history": history}, is_best=improved)
-            writer.write_scalars(epoch, metrics)
-            writer.flush()
-            if run.stop.received:
-                raise Interrupted(f"{run.stop.received} received: stopped cleanly after epoch {epoch}, which is "
-                                  f"saved. Resume with: python -m experiments.train --workdir {workdir} --resume")
-        best_state, _ = checkpoints.restore_best(state)
-    finally:
-        checkpoints.close()
-        writer.close()
+    with _errors_logged_in(workdir if where.is_writer else None):
+        images_per_epoch = train.num_examples // t.batch_size * t.batch_size
+        writer = create_writer(workdir, log, lambda epoch, s: _epoch_line(epoch, s, epoch == stopper.best_epoch),
+                               where.is_writer)
+        try:
+            for epoch in range(start_epoch, t.max_epochs + 1):
+                if stopper.should_stop:
+                    break
+                if t.max_train_minutes and sum(r["seconds"] for r in history) >= 60 * t.max_train_minutes:
+                    log(f"Stopping after epoch {epoch - 1}: the training budget of {t.max_train_minutes} minutes "
+                        "is spent.")
+                    break
+                state, metrics = _run_epoch(run, state, train, val, epoch)
+                metrics["images_per_second"] = images_per_epoch / metrics["seconds"]
+                improved = stopper.update(epoch, metrics["val_loss"])
+                history.append({"epoch": epoch, **metrics})
+                checkpoints.save(epoch, state, {"epoch": epoch, "early_stopping": stopper.to_dict(),
+                                                "history": history}, is_best=improved)
+                writer.write_scalars(epoch, metrics)
+                writer.flush()
+                if run.stop.received:
+                    raise Interrupted(f"{run.stop.received} received: stopped cleanly after epoch {epoch}, which is "
+                                      f"saved. Resume with: python -m experiments.train --workdir {workdir} --resume")
+            best_state, _ = checkpoints.restore_best(state)
+        finally:
+            checkpoints.close()
+            writer.close()
 
-    summary = _final_report(run, best_state, splits, stopper, history)
-    log(f"Best epoch {stopper.best_epoch} of {len(history)}: test loss {summary['test_loss']:.2f} "
-        f"(rec {summary['test_reconstruction']:.2f}, kl {summary['test_kl']:.2f}). Outputs in {workdir}")
+        summary = _final_report(run, best_state, splits, stopper, history)
+        log(f"Best epoch {stopper.best_epoch} of {len(history)}: test loss {summary['test_loss']:.2f} "
+            f"(rec {summary['test_reconstruction']:.2f}, kl {summary['test_kl']:.2f}). Outputs in {workdir}")
     return summary
+
+
+@contextlib.contextmanager
+def _errors_logged_in(workdir: Path | None):
+    """From here on an error arises while the run trains: the scripts log the libraries' pages
+    about it (tracebacks, captured output) in its logs/ (experiments/cli.py). Refusals before this
+    point change nothing in the run."""
+    try:
+        yield
+    except (UserError, OSError) as err:
+        if workdir is not None:
+            err.log_dir = workdir  # type: ignore[union-attr]
+        raise
 
 
 def _epoch_line(epoch: int, m: Mapping[str, float], best: bool) -> str:
@@ -259,11 +274,11 @@ def _final_report(run: RunContext, state: TrainState, splits: data.Splits, stopp
     reconstructions = reconstruct(state, *where.put(model_inputs(config, shown))).addressable_data(0)
     samples = generate(state, keys["sample"], config.output.num_samples,
                        where.put(sample_labels(config, config.output.num_samples))).addressable_data(0)
-    if where.is_writer:
-        files.write_json(Path(workdir) / rundir.TEST_METRICS_FILE, summary)
+    if where.is_writer:  # test_metrics.json last: it marks the run finished, so its pictures are there.
         plots.save_reconstructions(Path(workdir) / "reconstructions.png", data.to_unit_interval(shown.images),
                                    np.asarray(reconstructions), labels=[data.CLASS_NAMES[i] for i in shown.labels])
         plots.save_image_grid(Path(workdir) / "samples.png", np.asarray(samples), samples_title(config))
+        files.write_json(Path(workdir) / rundir.TEST_METRICS_FILE, summary)
     if run.stop.received:  # Signals are recorded, not obeyed, while the report is written: say so now.
         raise Interrupted(f"{run.stop.received} received during the final report of {workdir}; the report was "
                           "completed first (test_metrics.json and the pictures are written).")

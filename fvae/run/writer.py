@@ -9,12 +9,14 @@ an epoch's line is on disk (fsync) before the next epoch starts.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from clu import metric_writers
 
+from fvae.errors import is_disk_full, library_output_kept
 from fvae.run import rundir
 
 Scalars = Mapping[str, float]
@@ -81,6 +83,18 @@ def create_writer(workdir: str | Path, log: Callable[[str], None], format_line: 
         return metric_writers.MultiWriter([])
     return metric_writers.MultiWriter([
         JsonLinesWriter(workdir),
-        metric_writers.SummaryWriter(str(Path(workdir) / "tensorboard")),
+        _tensorboard_writer(Path(workdir) / "tensorboard"),
         ConsoleWriter(log, format_line),
     ])
+
+
+def _tensorboard_writer(folder: Path) -> metric_writers.SummaryWriter:
+    """The TensorBoard writer; a disk too full for its event file is the OSError that names it
+    (TensorFlow raises its own type), with TensorFlow's traceback kept for the log."""
+    try:
+        with library_output_kept(Exception):
+            return metric_writers.SummaryWriter(str(folder))
+    except Exception as err:
+        if not is_disk_full(err):
+            raise
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder / "events.out.tfevents.*")) from err
