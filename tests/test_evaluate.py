@@ -165,3 +165,26 @@ def test_latent_statistics_match_direct_computations():
     np.testing.assert_allclose(float(stats["reconstruction_mse"]), direct_mse, rtol=1e-5)
     means = dataset_codes(state, images, batch_size=50)
     assert means.shape == (120, 8)
+
+
+def test_the_evaluation_metrics_are_numbers_from_functions_that_write_nothing(tmp_path, monkeypatch):
+    """fvae.run.report.likelihood_metrics and probe_metrics: called on a state and arrays, they
+    return the report's numbers and create no file; the per-latent KL of the diagnostics sums to
+    the ELBO's KL term (both in closed form for one Gaussian layer under N(0, I)), and the probes
+    score codes that separate the classes perfectly and random ones near chance."""
+    from fvae.run.report import likelihood_metrics, probe_metrics
+
+    monkeypatch.chdir(tmp_path)
+    state, images = new_state(), fake_images(64)
+    metrics = likelihood_metrics(state, jnp.asarray(images), jax.random.key(0), (1, 4), True, (8,), log=lambda _: None)
+    assert list(tmp_path.iterdir()) == []
+    assert np.isclose(sum(metrics["kl_per_dimension"]), metrics["elbo_kl"], rtol=1e-4)
+    assert metrics["iwae_nll_k4"] <= metrics["iwae_nll_k1"] + 3 * metrics["iwae_nll_k1_minus_k4_stderr"]
+    assert {"elbo_bits_per_dim", "active_units", "iwae_nll_k4_stderr"} <= set(metrics)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 400)
+    separable = np.eye(10)[labels] * 5 + rng.normal(0, 0.1, (400, 10))
+    perfect = probe_metrics(separable[:300], labels[:300], separable[300:], labels[300:])
+    assert perfect["linear_probe_accuracy"] == perfect["knn5_accuracy"] == 1.0
+    chance = probe_metrics(rng.normal(size=(300, 10)), labels[:300], rng.normal(size=(100, 10)), labels[300:])
+    assert chance["linear_probe_accuracy"] < 0.3 and chance["knn5_accuracy"] < 0.3

@@ -1,7 +1,9 @@
 """Evaluation of a trained run (or a stored model) into RUN/eval: likelihoods, latent
-diagnostics, representation quality, sample quality, pictures and a markdown report (the
-side-effect half of `experiments.evaluate` and `experiments.sweep`; the metrics themselves are
-the pure functions of fvae.compute.bounds and fvae.analysis)."""
+diagnostics, representation quality, sample quality, pictures and a markdown report.
+
+`likelihood_metrics` and `probe_metrics` return numbers and write nothing (for notebooks and
+research code); `evaluate_run`, what `experiments.evaluate` and `experiments.sweep` call, loads
+the run and its data once, calls them, and turns their numbers into files and pictures."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -22,6 +25,8 @@ from fvae.models.likelihoods import bits_per_dim, build_likelihood
 from fvae.run import generation, rundir, stored
 from fvae.run.assemble import load_splits, model_inputs, run_keys
 from fvae.run.pictures import draw_evaluation_pictures
+
+EVAL_BATCH = 1000  # Images per compiled evaluation call.
 
 
 def evaluate_run(path: str | Path, iwae_samples: Sequence[int] = (1000,), split: str = "test", limit: int = 0,
@@ -60,32 +65,15 @@ def evaluate_run(path: str | Path, iwae_samples: Sequence[int] = (1000,), split:
     discrete = build_likelihood(config.likelihood).discrete  # bits/dim only where defined
     metrics = {"split": split, "images": evaluated.num_examples, "likelihood": config.likelihood.name}
 
-    start = time.perf_counter()
-    batch_size = 1000
-    elbo = evaluate_bound(state, inputs, keys["eval"], batch_size)
-    metrics.update({f"elbo_{k}": float(v) for k, v in elbo.items()})
-    if discrete:
-        metrics["elbo_bits_per_dim"] = bits_per_dim(metrics["elbo_loss"])
-    stats = latent_statistics(state, inputs, batch_size)
-    metrics["kl_per_dimension"] = [float(v) for v in stats["kl_per_dimension"]]
-    metrics["latents"] = len(metrics["kl_per_dimension"])  # The code's size: both layers of a hierarchical VAE.
-    metrics["active_units"] = int(stats["active_units"])
-    metrics.update(group_metrics(build_model(config).group_sizes, stats))
-    metrics["reconstruction_mse"] = float(stats["reconstruction_mse"])
-    metrics["seconds_elbo_and_latents"] = time.perf_counter() - start
-    metrics.update(iwae_metrics(state, inputs, keys["eval"], iwae_samples, discrete, log))
-
-    start = time.perf_counter()
-    train_codes, test_codes = (
-        np.asarray(dataset_codes(state, jax.device_put(model_inputs(config, split)), batch_size))
-        for split in (splits.train, splits.test))
-    train_labels, test_labels = splits.train.labels, splits.test.labels
-    for name, array in (("train_codes", train_codes), ("train_labels", train_labels),
-                        ("test_codes", test_codes), ("test_labels", test_labels)):
-        files.write_npy(out / f"{name}.npy", array)
-    metrics["linear_probe_accuracy"] = linear_probe_accuracy(train_codes, train_labels, test_codes, test_labels)
-    metrics["knn5_accuracy"] = knn_accuracy(train_codes, train_labels, test_codes, test_labels)
-    metrics["seconds_probes"] = time.perf_counter() - start
+    metrics.update(likelihood_metrics(state, inputs, keys["eval"], iwae_samples, discrete,
+                                      build_model(config).group_sizes, log))
+    codes = {name: (np.asarray(dataset_codes(state, jax.device_put(model_inputs(config, dataset)), EVAL_BATCH)),
+                    dataset.labels) for name, dataset in (("train", splits.train), ("test", splits.test))}
+    for name, (array, labels) in codes.items():
+        files.write_npy(out / f"{name}_codes.npy", array)
+        files.write_npy(out / f"{name}_labels.npy", labels)
+    metrics.update(probe_metrics(*codes["train"], *codes["test"]))
+    test_codes = codes["test"][0]
 
     start = time.perf_counter()
     metrics.update(generation.sample_quality(path, config, state, samplers, retrain_classifier, log))
@@ -106,6 +94,37 @@ def evaluate_run(path: str | Path, iwae_samples: Sequence[int] = (1000,), split:
         f"probe {metrics['linear_probe_accuracy']:.3f}, kNN {metrics['knn5_accuracy']:.3f}. "
         f"Report: {out / 'report.md'}")
     return metrics
+
+
+def likelihood_metrics(state, inputs, key: jax.Array, iwae_samples: Sequence[int], discrete: bool,
+                       group_sizes: Sequence[int], log: Callable[[str], None] = print) -> dict:
+    """The numbers of a model on `inputs` (images, labels), with no file written: the negative
+    ELBO and its terms, bits/dim where the likelihood is discrete, the latent diagnostics (KL
+    per latent, active units, per group), the reconstruction error, and the IWAE bound for each
+    K of `iwae_samples` (iwae_metrics)."""
+    start = time.perf_counter()
+    metrics: dict[str, Any] = {f"elbo_{k}": float(v) for k, v in evaluate_bound(state, inputs, key, EVAL_BATCH).items()}
+    if discrete:
+        metrics["elbo_bits_per_dim"] = bits_per_dim(metrics["elbo_loss"])
+    stats = latent_statistics(state, inputs, EVAL_BATCH)
+    metrics["kl_per_dimension"] = [float(v) for v in stats["kl_per_dimension"]]
+    metrics["latents"] = len(metrics["kl_per_dimension"])  # The code's size: every layer of a hierarchical VAE.
+    metrics["active_units"] = int(stats["active_units"])
+    metrics.update(group_metrics(group_sizes, stats))
+    metrics["reconstruction_mse"] = float(stats["reconstruction_mse"])
+    metrics["seconds_elbo_and_latents"] = time.perf_counter() - start
+    metrics.update(iwae_metrics(state, inputs, key, iwae_samples, discrete, log))
+    return metrics
+
+
+def probe_metrics(train_codes: np.ndarray, train_labels: np.ndarray, test_codes: np.ndarray,
+                  test_labels: np.ndarray) -> dict:
+    """How well the codes (posterior means) tell the classes apart: a linear probe's and 5-NN's
+    test accuracy, trained on the training codes."""
+    start = time.perf_counter()
+    return {"linear_probe_accuracy": linear_probe_accuracy(train_codes, train_labels, test_codes, test_labels),
+            "knn5_accuracy": knn_accuracy(train_codes, train_labels, test_codes, test_labels),
+            "seconds_probes": time.perf_counter() - start}
 
 
 def group_metrics(group_sizes: Sequence[int], stats: dict) -> dict:
