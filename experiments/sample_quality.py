@@ -25,9 +25,9 @@ from experiments import cli  # First: sets the TensorFlow log level.
 from fvae import data, files  # noqa: E402
 from fvae.analysis.sample_scores import SCORE_IMAGES, class_accuracy, score_images  # noqa: E402
 from fvae.analysis.samplers import describe_samplers  # noqa: E402
-from fvae.run.assemble import sample_quality_classifier, stored_split  # noqa: E402
+from fvae.run.assemble import sample_quality_classifier, stored_data  # noqa: E402
 from fvae.run.config import defaults  # noqa: E402
-from fvae.run.generation import check_generators, chosen_samplers, sample_quality  # noqa: E402
+from fvae.run.generation import check_generators, chosen_samplers, fitted_samplers, sample_quality  # noqa: E402
 from fvae.run.stored import load_trained  # noqa: E402
 
 flags.DEFINE_list("runs", [], "Run directories or stored models to list beside the references.")
@@ -39,11 +39,9 @@ cli.define_sampler_config()
 FLAGS = flags.FLAGS
 
 
-def reference_rows(data_dir: str, retrain_classifier: bool) -> list[dict]:
-    config = defaults()
-    config.data.data_dir = data_dir
-    classifier, which = sample_quality_classifier(config, retrain_classifier)
-    test, train = stored_split(config, "test"), stored_split(config, "train")
+def reference_rows(stored: data.StoredSplits, classifier: tuple[dict, str]) -> list[dict]:
+    """One row per reference image set, and the classifier's test accuracy."""
+    (train, test), (params, which) = stored, classifier
     num = min(SCORE_IMAGES, test.num_examples)
     rng = np.random.default_rng(0)
     chosen = train.images[rng.permutation(train.num_examples)[:num]]
@@ -56,10 +54,10 @@ def reference_rows(data_dir: str, retrain_classifier: bool) -> list[dict]:
         "training images, 3x3 box blur": blurred,
         "uniform noise": rng.uniform(0, 1, (num, 784)).astype(np.float32),
     }
-    rows = [{"images": name, **score_images(classifier, images, test.images, num)}
+    rows = [{"images": name, **score_images(params, images, test.images, num)}
             for name, images in references.items()]
     rows.append({"images": "(classifier's test accuracy)", "classifier": which,
-                 "accuracy": class_accuracy(classifier, test.images, test.labels)})
+                 "accuracy": class_accuracy(params, test.images, test.labels)})
     return rows
 
 
@@ -70,9 +68,14 @@ def main(argv):
     loaded = {run: load_trained(run) for run in FLAGS.runs}  # A wrong run fails before the long work.
     for config, _ in loaded.values():
         check_generators(FLAGS.samplers, config)
-    rows = reference_rows(FLAGS.data_dir, FLAGS.retrain_classifier)
-    for run, (config, state) in loaded.items():
-        metrics = sample_quality(run, config, state, samplers, FLAGS.retrain_classifier)
+    config = defaults()
+    config.data.data_dir = FLAGS.data_dir
+    stored = stored_data(config)  # The data and the classifier, loaded once for every row.
+    classifier = sample_quality_classifier(config, FLAGS.retrain_classifier)
+    rows = reference_rows(stored, classifier)
+    for run, (run_config, state) in loaded.items():
+        fitted = fitted_samplers(run, run_config, state, samplers)
+        metrics = sample_quality(state, run_config, stored.test, classifier, fitted)
         keep = ("frechet_distance", "precision", "recall", "sample_images")
         model = Path(run).name
         rows.append({"images": f"prior samples of {model}", "model": model, "sampler": "prior",

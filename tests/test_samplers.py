@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.mixture import GaussianMixture as SklearnMixture
 
-from fvae.analysis.samplers import SAMPLERS, GaussianMixture, load_sampler, save_sampler
+from fvae.analysis.samplers import SAMPLERS, FittedSampler, GaussianMixture, fit_sampler, load_sampler, save_sampler
 from fvae.errors import DamagedFileError
 from tests.helpers import params_equal
 
@@ -76,16 +76,30 @@ def test_samples_look_like_the_data(fitted):
 @pytest.mark.slow  # Fits each sampler (about 40 s for the three).
 def test_a_saved_sampler_reloads_to_the_same_samples_and_densities(fitted, tmp_path):
     name, sampler, params, note, _ = fitted
-    save_sampler(tmp_path / name, name, sampler, params, note)
-    loaded, loaded_params, loaded_note = load_sampler(tmp_path / name)
-    assert loaded == sampler and loaded_note["sampler"] == name
+    value = FittedSampler(name, sampler, params, note)
+    save_sampler(tmp_path / name, value)
+    loaded = load_sampler(tmp_path / name)
+    assert loaded.name == name and loaded.sampler == sampler and loaded.note == note
     key, z = jax.random.key(2), three_clusters(50, 3)
-    drawn = np.asarray(loaded.sample(loaded_params, key, 100))
-    assert np.array_equal(drawn, np.asarray(sampler.sample(params, key, 100)))
-    assert np.allclose(loaded.log_prob(loaded_params, z), sampler.log_prob(params, z), rtol=1e-6)
+    assert np.array_equal(np.asarray(loaded.sample(key, 100)), np.asarray(value.sample(key, 100)))
+    assert np.array_equal(np.asarray(value.sample(key, 100)), np.asarray(sampler.sample(params, key, 100)))
+    assert np.allclose(loaded.log_prob(z), sampler.log_prob(params, z), rtol=1e-6)
     (tmp_path / name / "params.msgpack").write_bytes(b"edited")
     with pytest.raises(DamagedFileError, match="differ from their recorded SHA-256"):
         load_sampler(tmp_path / name)
+
+
+def test_fit_sampler_returns_a_value_with_its_fit_recorded(tmp_path, monkeypatch):
+    """fit_sampler writes nothing and returns the sampler's own fit with the code counts."""
+    monkeypatch.chdir(tmp_path)
+    train, val = three_clusters(600, 0), three_clusters(200, 1)
+    sampler = GaussianMixture(components=(1, 3, 5))
+    value = fit_sampler("gmm", sampler, train, val, seed=0)
+    params, note = sampler.fit(train, val, seed=0)
+    assert value.name == "gmm" and value.sampler == sampler and params_equal(value.params, params)
+    assert {k: value.note[k] for k in note} == note and value.note["components"] == 3
+    assert (value.note["training_codes"], value.note["validation_codes"]) == (600, 200)
+    assert value.note["seconds_fit"] > 0 and not list(tmp_path.iterdir())
 
 
 def mixture_codes(n, seed, dim=40, centres=10):

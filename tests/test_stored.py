@@ -15,8 +15,8 @@ from fvae.compute.bounds import evaluate_bound
 from fvae.errors import ConfigError
 from fvae.files import verify_digest
 from fvae.run import stored
-from fvae.run.assemble import load_run_state
-from fvae.run.generation import chosen_samplers, fitted_sampler, generated_images
+from fvae.run.assemble import load_run_state, load_splits
+from fvae.run.generation import chosen_samplers, fit_samplers, fitted_samplers, generated_images
 from fvae.run.report import evaluate_run
 from fvae.run.trainer import train_and_evaluate
 from tests.conftest import REPO
@@ -91,20 +91,24 @@ def test_samplers_are_fitted_once_kept_beside_the_model_and_drawn_through_the_de
     config, state = stored.load_trained(exported / "model")
     logged = []
     gmm = SAMPLERS["gmm"]
-    params, note = fitted_sampler(exported / "model", config, state, "gmm", gmm, log=logged.append)
+    fitted = fitted_samplers(exported / "model", config, state, {"gmm": gmm}, log=logged.append)["gmm"]
     assert (exported / "model" / "samplers" / "gmm" / "fvae_sha256.json").is_file() and len(logged) == 1
-    assert note["training_codes"] == 1000 and note["components"] >= 1
-    again = fitted_sampler(exported / "model", config, state, "gmm", gmm, log=logged.append)
-    assert len(logged) == 1 and params_equal(again[0], params)  # Reloaded, not refitted.
+    assert fitted.note["training_codes"] == 1000 and fitted.note["components"] >= 1
+    again = fitted_samplers(exported / "model", config, state, {"gmm": gmm}, log=logged.append)["gmm"]
+    assert len(logged) == 1 and params_equal(again.params, fitted.params)  # Reloaded, not refitted.
+    # The value computed without any file is the one that was saved.
+    value = fit_samplers(state, config, load_splits(config), {"gmm": gmm}, log=lambda _: None)["gmm"]
+    assert params_equal(value.params, fitted.params) and value.note["components"] == fitted.note["components"]
     verify_digest(exported / "model")  # The model's own files are untouched.
     key = jax.random.key(3)
-    images = generated_images(exported / "model", config, state, key, 1500, ("gmm", gmm))
+    images = generated_images(state, config, key, 1500, again)
     assert images.shape == (1500, 784) and 0 <= images.min() and images.max() <= 1
-    assert np.array_equal(images, generated_images(exported / "model", config, state, key, 1500, ("gmm", gmm)))
-    other = chosen_samplers(["gmm"], {"gmm": {"max_iter": 7}})["gmm"]  # Other settings: refused, not refitted.
+    assert np.array_equal(images, generated_images(state, config, key, 1500, fitted))
+    other = chosen_samplers(["gmm"], {"gmm": {"max_iter": 7}})  # Other settings: refused, not refitted.
     with pytest.raises(ConfigError, match="other settings than asked: max_iter 7 \\(it has 300\\)"):
-        fitted_sampler(exported / "model", config, state, "gmm", other, log=logged.append)
-    assert len(logged) == 1 and params_equal(load_sampler(exported / "model" / "samplers" / "gmm")[1], params)
+        fitted_samplers(exported / "model", config, state, other, log=logged.append)
+    assert len(logged) == 1 and params_equal(load_sampler(exported / "model" / "samplers" / "gmm").params,
+                                             fitted.params)
 
 
 @pytest.mark.parametrize("path", STORED_MODELS, ids=[p.name for p in STORED_MODELS])

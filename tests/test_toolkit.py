@@ -195,6 +195,24 @@ def test_iwae_k_cli_prints_a_row_per_k_writes_json_and_refuses_bad_k(two_runs, t
 
 
 @pytest.mark.slow
+def test_sample_quality_cli_scores_references_a_run_and_its_sampler(two_runs, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "rows.json"
+    run = subprocess.run([sys.executable, "-m", "tests.mock_cli", "experiments.sample_quality", "--runs",
+                          str(two_runs / "latent2"), "--samplers=gmm", "--sampler_config.gmm.components=1,2",
+                          "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = {row["images"]: row for row in json.loads(out.read_text())}
+    assert rows["training images"]["frechet_distance"] < rows["uniform noise"]["frechet_distance"]
+    assert rows["prior samples of latent2"]["sample_images"] == MOCK_SIZES["test"]
+    gmm = rows["gmm samples of latent2"]
+    assert gmm["fit"]["components"] in (1, 2) and gmm["fit"]["training_codes"] == 1000
+    assert (two_runs / "latent2" / "samplers" / "gmm" / "fvae_sha256.json").is_file()
+
+
+@pytest.mark.slow
 def test_compare_runs_notebook_executes(two_runs, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
@@ -206,6 +224,37 @@ def test_compare_runs_notebook_executes(two_runs, monkeypatch):
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert sum(o.output_type == "display_data" for o in outputs) == 2  # Curves and sample grids.
+
+
+@pytest.mark.slow
+def test_evaluation_with_samplers_reads_the_data_once_and_keeps_the_fitted_samplers(two_runs, mock_data_dir,
+                                                                                    tmp_path, monkeypatch):
+    """One read of the stored splits serves the likelihoods, the codes, the samplers' fit and
+    the sample scores; the fitted samplers are kept beside the run and drawn again from there."""
+    from fvae.data import arrays
+    from fvae.run.generation import chosen_samplers, sample_grid
+
+    reads = []
+    real = arrays.load_split
+    monkeypatch.setattr(arrays, "load_split", lambda folder, split: reads.append(split) or real(folder, split))
+    samplers = chosen_samplers(["gmm", "realnvp"], {"gmm": {"components": [1, 2]}, "realnvp": {"epochs": 2}})
+    logged = []
+    metrics = evaluate_run(two_runs / "latent8", iwae_samples=(2,), limit=50, samplers=samplers,
+                           out=tmp_path / "eval", log=logged.append)
+    assert reads == ["train", "test"]
+    assert [line for line in logged if line.startswith("Fitting")] == [
+        "Fitting the Gaussian mixture to 1000 training codes (8 latents) ...",
+        "Fitting the RealNVP flow to 1000 training codes (8 latents) ..."]
+    for name in ("gmm", "realnvp"):
+        scores = metrics["samplers"][name]
+        assert scores["sample_images"] == MOCK_SIZES["test"] and scores["frechet_distance"] > 0
+        assert scores["fit"]["sampler"] == name and scores["fit"]["training_codes"] == 1000
+        assert "codes" not in scores["fit"] and (two_runs / "latent8" / "samplers" / name / "params.msgpack").is_file()
+    assert list(metrics["samplers"]["gmm"]["fit"]["settings"]["components"]) == [1, 2]
+    assert_picture(tmp_path / "eval" / "samplers.png")
+    grid = sample_grid(two_runs / "latent8", sampler="gmm", num=16, out_dir=tmp_path / "grid",
+                       settings={"gmm": {"components": [1, 2]}})
+    assert_picture(grid)  # Drawn from the kept sampler: the settings match, nothing refitted.
 
 
 @pytest.mark.slow

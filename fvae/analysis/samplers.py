@@ -4,13 +4,15 @@ instead of its prior (Ghosh et al. 2020; Dai and Wipf 2019), chosen by name from
 Every sampler has `fit(train, val, seed) -> (params, note)` on codes (N, D), then
 `sample(params, key, num)` and `log_prob(params, z)`; `exact_density` says whether log_prob
 is the density itself or (two-stage VAE) a lower bound. Fitting is deterministic by seed.
-`save_sampler`/`load_sampler` keep a fitted one in a folder with its SHA-256 digests.
+`fit_sampler` returns a `FittedSampler`, a value (settings, params, a note on the fit) to
+draw from; `save_sampler`/`load_sampler` keep one in a folder with its SHA-256 digests.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -120,26 +122,55 @@ def configured_sampler(name: str, settings: Mapping[str, Any] | None = None) -> 
     return dataclasses.replace(default, **settings)  # type: ignore[type-var]
 
 
-def save_sampler(folder: Path, name: str, sampler: LatentSampler, params: dict, note: dict) -> None:
-    """Writes a fitted sampler into `folder`: params, a JSON note with its settings, then the
-    SHA-256 digests (last: a folder without them was never finished)."""
+@dataclasses.dataclass(frozen=True, eq=False)
+class FittedSampler:
+    """A latent sampler fitted to one model's codes: its registered name, the sampler with its
+    settings, the fitted params and a note on the fit (what `fit` returned, the code counts,
+    seconds). A value: draw from it, score codes with it, save it and load it back."""
+
+    name: str
+    sampler: LatentSampler
+    params: dict
+    note: dict
+
+    def sample(self, key: jax.Array, num: int) -> jax.Array:
+        return self.sampler.sample(self.params, key, num)
+
+    def log_prob(self, z) -> np.ndarray:
+        return self.sampler.log_prob(self.params, z)
+
+
+def fit_sampler(name: str, sampler: LatentSampler, train: np.ndarray, val: np.ndarray, seed: int) -> FittedSampler:
+    """`sampler` (registered as `name`) fitted to the codes `train` (N, D), choosing by `val`;
+    deterministic by seed. Writes nothing."""
+    start = time.perf_counter()
+    params, note = sampler.fit(train, val, seed)
+    note = {**note, "training_codes": len(train), "validation_codes": len(val),
+            "seconds_fit": time.perf_counter() - start}
+    return FittedSampler(name, sampler, params, note)
+
+
+def save_sampler(folder: Path, fitted: FittedSampler) -> None:
+    """Writes a fitted sampler into `folder`: params, a JSON note with its name and settings,
+    then the SHA-256 digests (last: a folder without them was never finished)."""
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = jax.tree.map(np.asarray, params)
+    arrays = jax.tree.map(np.asarray, fitted.params)
     write_bytes(folder / PARAMS_FILE, serialization.msgpack_serialize(serialization.to_state_dict(arrays)))
-    write_json(folder / NOTE_FILE, {"sampler": name, "settings": settings_of(sampler), **note})
+    write_json(folder / NOTE_FILE, {"sampler": fitted.name, "settings": settings_of(fitted.sampler), **fitted.note})
     write_digest(folder)
 
 
-def load_sampler(folder: Path) -> tuple[LatentSampler, dict, dict]:
-    """(sampler with its saved settings, params, note) saved in `folder`, checked against its digests."""
+def load_sampler(folder: Path) -> FittedSampler:
+    """The fitted sampler saved in `folder`, with its saved settings, checked against its digests."""
     if not (folder / DIGEST_FILE).is_file():
         raise DamagedFileError(f"{folder} holds no complete fitted sampler (no {DIGEST_FILE}): delete it to "
                                "fit the sampler again.")
     verify_digest(folder)
     note = read_json(folder / NOTE_FILE)
-    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in note["settings"].items()}
-    sampler = type(SAMPLERS[note["sampler"]])(**settings)  # type: ignore[call-arg]
-    return sampler, serialization.msgpack_restore((folder / PARAMS_FILE).read_bytes()), note
+    name, settings = note.pop("sampler"), note.pop("settings")
+    settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+    sampler = type(SAMPLERS[name])(**settings)  # type: ignore[call-arg]
+    return FittedSampler(name, sampler, serialization.msgpack_restore((folder / PARAMS_FILE).read_bytes()), note)
 
 
 def describe_samplers() -> str:
@@ -147,5 +178,5 @@ def describe_samplers() -> str:
     return "; ".join(f"{name}: {sampler.description}" for name, sampler in SAMPLERS.items())
 
 
-__all__ = ["SAMPLERS", "GaussianMixture", "LatentSampler", "RealNVP", "TwoStageVAE", "configured_sampler",
-           "describe_samplers", "load_sampler", "save_sampler", "settings_of"]
+__all__ = ["SAMPLERS", "FittedSampler", "GaussianMixture", "LatentSampler", "RealNVP", "TwoStageVAE",
+           "configured_sampler", "describe_samplers", "fit_sampler", "load_sampler", "save_sampler", "settings_of"]

@@ -8,16 +8,19 @@ from fvae.data.arrays import (
     NUM_CLASSES,
     Dataset,
     Splits,
+    StoredSplits,
     as_dataset,
     binarize_fixed,
     load,
     load_split,
+    load_stored,
     parse_label,
+    split,
     split_validation,
     to_unit_interval,
 )
 from fvae.data.sources import NUM_TRAIN
 
-__all__ = ["CLASS_NAMES", "IMAGE_SHAPE", "NUM_CLASSES", "NUM_TRAIN", "Dataset", "Splits", "as_dataset",
-           "binarize_fixed", "load", "load_split", "parse_label", "split_validation",
+__all__ = ["CLASS_NAMES", "IMAGE_SHAPE", "NUM_CLASSES", "NUM_TRAIN", "Dataset", "Splits", "StoredSplits", "as_dataset",
+           "binarize_fixed", "load", "load_split", "load_stored", "parse_label", "split", "split_validation",
            "to_unit_interval"]

@@ -95,23 +95,41 @@ def split_validation(train: Dataset, val_size: int, seed: int) -> tuple[Dataset,
     return Dataset(train.images[kept], train.labels[kept]), Dataset(train.images[val], train.labels[val])
 
 
-def load(data_dir: str | os.PathLike | None = None, manual_dir: str | os.PathLike | None = None,
-         *, val_size: int = 5000, seed: int = 0, flatten: bool = True, train_subset: int = 0) -> Splits:
-    """Prepares (once) and loads train/val/test as uint8 arrays.
+class StoredSplits(NamedTuple):
+    """Fashion-MNIST's two splits as stored: all 60,000 training images (no validation held
+    out) and the 10,000 test images, each a Dataset of grey uint8 images and int32 labels."""
 
-    flatten: images as (N, 784) for MLP models, else (N, 28, 28, 1).
-    train_subset: if > 0, keep only that many training images (after the validation
-    split; for quick runs and tests). Validation and test sets are never subsampled
-    by it, except that val_size itself is configurable.
-    """
+    train: Dataset
+    test: Dataset
+
+
+def load_stored(data_dir: str | os.PathLike | None = None, manual_dir: str | os.PathLike | None = None,
+                *, flatten: bool = True) -> StoredSplits:
+    """Prepares (once) and reads the stored train and test splits; flatten: images as (N, 784)
+    for MLP models, else (N, 28, 28, 1)."""
     data_dir = sources.prepare(data_dir, manual_dir)  # Through the module: tests serve mock data.
-    train, val = split_validation(load_split(data_dir, "train"), val_size, seed)
-    test = load_split(data_dir, "test")
+    train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
+    if flatten:
+        train, test = (Dataset(d.images.reshape(d.num_examples, -1), d.labels) for d in (train, test))
+    return StoredSplits(train, test)
+
+
+def split(stored: StoredSplits, *, val_size: int = 5000, seed: int = 0, train_subset: int = 0) -> Splits:
+    """train/val/test from the stored splits: `val_size` training images held out by `seed`
+    (split_validation); train_subset: if > 0, keep only that many training images (after the
+    validation split; for quick runs and tests). Validation and test sets are never subsampled
+    by it, except that val_size itself is configurable."""
+    train, val = split_validation(stored.train, val_size, seed)
     if train_subset:
         train = train.take(train_subset)
-    if flatten:
-        train, val, test = (Dataset(d.images.reshape(d.num_examples, -1), d.labels) for d in (train, val, test))
-    return Splits(train, val, test)
+    return Splits(train, val, stored.test)
+
+
+def load(data_dir: str | os.PathLike | None = None, manual_dir: str | os.PathLike | None = None,
+         *, val_size: int = 5000, seed: int = 0, flatten: bool = True, train_subset: int = 0) -> Splits:
+    """Prepares (once) and loads train/val/test as uint8 arrays: `split` of `load_stored`."""
+    return split(load_stored(data_dir, manual_dir, flatten=flatten), val_size=val_size, seed=seed,
+                 train_subset=train_subset)
 
 
 def _normalized(name: str) -> str:

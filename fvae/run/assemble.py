@@ -86,27 +86,28 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
     return {name: jax.random.fold_in(root, i) for i, name in enumerate(("init", "train", "shuffle", "eval", "sample"))}
 
 
-def load_splits(config: ml_collections.ConfigDict) -> data.Splits:
-    """The train/val/test arrays a config asks for (prepared through tfds once).
+def stored_data(config: ml_collections.ConfigDict) -> data.StoredSplits:
+    """The stored train (all 60,000 images, no validation hold-out) and test splits, grey uint8
+    images (N, 784) with labels: what the sample-quality classifier trains and scores on, and
+    what load_splits splits. Read once per evaluation and passed on."""
+    return data.load_stored(config.data.data_dir or None, config.data.manual_dir or None)
+
+
+def load_splits(config: ml_collections.ConfigDict, stored: data.StoredSplits | None = None) -> data.Splits:
+    """The train/val/test arrays a config asks for, from `stored` (stored_data: read here if
+    not given).
 
     Validation and test images are what the likelihood evaluates on
     (`evaluation_images`): for the binarized Bernoulli one fixed binarization by
     likelihood.eval_binarization_seed (the standard setting for comparing -log p(x) with
     published numbers); training images stay grey and are binarized afresh in every step.
     """
-    splits = data.load(config.data.data_dir or None, config.data.manual_dir or None, val_size=config.data.val_size,
-                       seed=config.seed, flatten=True, train_subset=config.data.train_subset)
+    splits = data.split(stored or stored_data(config), val_size=config.data.val_size, seed=config.seed,
+                        train_subset=config.data.train_subset)
     likelihood = build_likelihood(config.likelihood)
     return dataclasses.replace(
         splits, val=splits.val._replace(images=likelihood.evaluation_images(splits.val.images, 1)),
         test=splits.test._replace(images=likelihood.evaluation_images(splits.test.images, 2)))
-
-
-def stored_split(config: ml_collections.ConfigDict, split: str) -> data.Dataset:
-    """A whole split as stored ("train": all 60,000 images, no validation hold-out), grey
-    uint8 images (N, 784) with labels: what the sample-quality classifier trains and scores on."""
-    stored = data.load_split(sources.prepare(config.data.data_dir or None, config.data.manual_dir or None), split)
-    return data.Dataset(stored.images.reshape(stored.num_examples, -1), stored.labels)
 
 
 def sample_quality_classifier(config: ml_collections.ConfigDict, retrain: bool = False, log=print):
@@ -116,7 +117,7 @@ def sample_quality_classifier(config: ml_collections.ConfigDict, retrain: bool =
     if not retrain:
         return shipped_classifier(), f"shipped (sha256 {shipped_digest()})"
     folder = sources.resolve_data_dir(config.data.data_dir or None) / "fvae_classifier"
-    return cached_classifier(folder, lambda: stored_split(config, "train"), log=log), f"retrained in {folder}"
+    return cached_classifier(folder, lambda: stored_data(config).train, log=log), f"retrained in {folder}"
 
 
 def check_fits_in_memory(config: ml_collections.ConfigDict) -> None:

@@ -7,12 +7,13 @@ image (binarized once, like the evaluation images, where the likelihood binarize
 the aggregate posterior q(z) = E_x q(z | x), which is what the decoder was trained to decode
 and what the prior should have matched. Posterior means would be a narrower cloud than the
 one the decoder saw. The validation images' draws choose the mixture's component count and
-the networks' best epoch. The fitted sampler is kept in PATH/samplers/NAME and reloaded.
+the networks' best epoch. `fit_samplers` computes fitted samplers (values, no file written);
+`fitted_samplers` keeps them in PATH/samplers/NAME and reloads them; every other function takes
+the values.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -23,14 +24,23 @@ import numpy as np
 from fvae import data
 from fvae.analysis import plots
 from fvae.analysis.sample_scores import SCORE_IMAGES, class_accuracy, score_images
-from fvae.analysis.samplers import SAMPLERS, LatentSampler, configured_sampler, load_sampler, save_sampler, settings_of
+from fvae.analysis.samplers import (
+    SAMPLERS,
+    FittedSampler,
+    LatentSampler,
+    configured_sampler,
+    fit_sampler,
+    load_sampler,
+    save_sampler,
+    settings_of,
+)
 from fvae.compute.decoding import decode_top_samples, generate, generate_many, posterior_top_samples
 from fvae.compute.state import TrainState
 from fvae.errors import ConfigError
 from fvae.files import new_folder
 from fvae.models.likelihoods import build_likelihood
 from fvae.run import stored
-from fvae.run.assemble import load_splits, run_keys, sample_labels, sample_quality_classifier, stored_split
+from fvae.run.assemble import load_splits, run_keys, sample_labels
 
 PRIOR = "prior"
 SAMPLERS_DIR = "samplers"
@@ -63,94 +73,110 @@ def chosen_samplers(names: Sequence[str], settings: Mapping[str, Mapping] | None
     return {name: configured_sampler(name, settings.get(name)) for name in names if name != PRIOR}
 
 
-def fitted_sampler(path: str | Path, config: ml_collections.ConfigDict, state: TrainState, name: str,
-                   sampler: LatentSampler, log: Callable[[str], None] = print) -> tuple[dict, dict]:
-    """(params, note) of `sampler` (registered as `name`) for the model at `path`: loaded from
-    PATH/samplers/NAME, or fitted (deterministic by config.seed) and saved there first. One
-    fitted with other settings is refused, never replaced."""
-    folder = Path(path) / SAMPLERS_DIR / name
-    if folder.exists():
-        saved, params, note = load_sampler(folder)
-        if saved != sampler:
-            asked, has = settings_of(sampler), settings_of(saved)
-            differ = ", ".join(f"{k} {v!r} (it has {has[k]!r})" for k, v in asked.items() if has[k] != v)
-            raise ConfigError(f"{folder} was fitted with other settings than asked: {differ}. Delete that folder to "
-                              f"fit {name} again with these, or ask for the settings it has")
-        return params, note
-    splits, likelihood = load_splits(config), build_likelihood(config.likelihood)
+def sampler_codes(state: TrainState, config: ml_collections.ConfigDict,
+                  splits: data.Splits) -> tuple[np.ndarray, np.ndarray]:
+    """(training codes, validation codes) the samplers are fitted to: one posterior draw of the
+    top latent layer per image (CODES), deterministic by config.seed."""
+    likelihood = build_likelihood(config.likelihood)
     key = jax.random.fold_in(run_keys(config.seed)["sample"], 1)
     train = np.asarray(posterior_top_samples(state, likelihood.evaluation_images(splits.train.images, 3), key))
     val = np.asarray(posterior_top_samples(state, splits.val.images, jax.random.fold_in(key, 1)))
-    log(f"Fitting the {sampler.description} to {len(train)} training codes ({train.shape[1]} latents) ...")
-    start = time.perf_counter()
-    params, note = sampler.fit(train, val, config.seed)
-    note = {**note, "codes": CODES, "training_codes": len(train), "validation_codes": len(val),
-            "seconds_fit": time.perf_counter() - start}
-    with new_folder(folder) as partial:  # Never a half-written sampler.
-        save_sampler(partial, name, sampler, params, note)
-    return params, note
+    return train, val
 
 
-def generated_images(path: str | Path, config: ml_collections.ConfigDict, state: TrainState, key: jax.Array,
-                     num: int, sampler: tuple[str, LatentSampler] | None = None, log: Callable[[str], None] = print,
-                     temperature: float = 1.0) -> np.ndarray:
+def fit_samplers(state: TrainState, config: ml_collections.ConfigDict, splits: data.Splits,
+                 samplers: Mapping[str, LatentSampler], log: Callable[[str], None] = print) -> dict[str, FittedSampler]:
+    """Each of `samplers` fitted to the model's codes (sampler_codes, computed once for all):
+    values, no file written."""
+    check_generators(list(samplers), config)
+    if not samplers:
+        return {}
+    train, val = sampler_codes(state, config, splits)
+    fitted = {}
+    for name, sampler in samplers.items():
+        log(f"Fitting the {sampler.description} to {len(train)} training codes ({train.shape[1]} latents) ...")
+        done = fit_sampler(name, sampler, train, val, config.seed)
+        fitted[name] = FittedSampler(name, sampler, done.params, {**done.note, "codes": CODES})
+    return fitted
+
+
+def fitted_samplers(path: str | Path, config: ml_collections.ConfigDict, state: TrainState,
+                    samplers: Mapping[str, LatentSampler], splits: data.Splits | None = None,
+                    log: Callable[[str], None] = print) -> dict[str, FittedSampler]:
+    """`samplers` fitted for the model at `path`: each loaded from PATH/samplers/NAME, or fitted
+    (fit_samplers, on `splits`, read only if one is missing and none given) and saved there
+    first. One fitted with other settings is refused, never replaced."""
+    check_generators(list(samplers), config)
+    kept, missing = {}, {}
+    for name, sampler in samplers.items():
+        folder = Path(path) / SAMPLERS_DIR / name
+        if not folder.exists():
+            missing[name] = sampler
+            continue
+        kept[name] = load_sampler(folder)
+        if kept[name].sampler != sampler:
+            asked, has = settings_of(sampler), settings_of(kept[name].sampler)
+            differ = ", ".join(f"{k} {v!r} (it has {has[k]!r})" for k, v in asked.items() if has[k] != v)
+            raise ConfigError(f"{folder} was fitted with other settings than asked: {differ}. Delete that folder to "
+                              f"fit {name} again with these, or ask for the settings it has")
+    if missing:
+        new = fit_samplers(state, config, splits or load_splits(config), missing, log)
+        for name, fitted in new.items():
+            with new_folder(Path(path) / SAMPLERS_DIR / name) as partial:  # Never a half-written sampler.
+                save_sampler(partial, fitted)
+        kept.update(new)
+    return {name: kept[name] for name in samplers}
+
+
+def generated_images(state: TrainState, config: ml_collections.ConfigDict, key: jax.Array, num: int,
+                     sampler: FittedSampler | None = None, temperature: float = 1.0) -> np.ndarray:
     """Pixel means (num, 784) of `num` draws from the prior (sampler None: what
-    fvae.compute.generate_many draws with `key`) or from a fitted sampler (name, sampler),
-    decoded 1,000 at a time (chunk i completes the lower layers with fold_in(key, i + 1)).
-    `temperature` scales the noise of the prior's every layer, or of the layers below a
-    sampler's top-layer draws."""
+    fvae.compute.generate_many draws with `key`) or from a fitted sampler, decoded 1,000 at a
+    time (chunk i completes the lower layers with fold_in(key, i + 1)). `temperature` scales
+    the noise of the prior's every layer, or of the layers below a sampler's top-layer draws."""
     if sampler is None:
         return np.asarray(generate_many(state, key, num, sample_labels(config, num), temperature=temperature))
-    name, chosen = sampler
-    params, _ = fitted_sampler(path, config, state, name, chosen, log)
-    return _sampler_images(state, chosen, params, key, num, temperature)
-
-
-def _sampler_images(state: TrainState, sampler: LatentSampler, params: dict, key: jax.Array, num: int,
-                    temperature: float = 1.0) -> np.ndarray:
-    top = sampler.sample(params, jax.random.fold_in(key, 0), num)
+    top = sampler.sample(jax.random.fold_in(key, 0), num)
     return np.concatenate([np.asarray(decode_top_samples(state, jax.random.fold_in(key, i + 1), top[s:s + 1000],
                                                          temperature))
                            for i, s in enumerate(range(0, num, 1000))])
 
 
-def sample_quality(path: str | Path, config: ml_collections.ConfigDict, state: TrainState,
-                   samplers: Mapping[str, LatentSampler] | None = None, retrain_classifier: bool = False,
-                   log: Callable[[str], None] = print) -> dict:
-    """Frechet distance, precision and recall of the prior's and each sampler's SCORE_IMAGES
-    samples (pixel means) against as many grey test images, in the classifier's features
-    (fvae.analysis.sample_scores); for conditional models also the classifier's accuracy on
-    class-conditional samples. The prior's scores are the top-level keys (flat, beside the
-    other metrics); "samplers" holds the others', with how each was fitted."""
+def sample_quality(state: TrainState, config: ml_collections.ConfigDict, test: data.Dataset,
+                   classifier: tuple[dict, str], samplers: Mapping[str, FittedSampler] | None = None) -> dict:
+    """Frechet distance, precision and recall of the prior's and each fitted sampler's
+    SCORE_IMAGES samples (pixel means) against as many grey `test` images (stored_data), in the
+    features of `classifier` (params, which: assemble.sample_quality_classifier); for
+    conditional models also the classifier's accuracy on class-conditional samples. The
+    prior's scores are the top-level keys (flat, beside the other metrics); "samplers" holds
+    the others', with how each was fitted. Writes nothing."""
     samplers = samplers or {}
-    check_generators(list(samplers), config)
-    classifier, which = sample_quality_classifier(config, retrain_classifier, log)
-    test = stored_split(config, "test")
+    params, which = classifier
     num = min(SCORE_IMAGES, test.num_examples)
     key = run_keys(config.seed)["sample"]
-    prior = generated_images(path, config, state, key, num, log=log)
-    metrics = {**score_images(classifier, prior, test.images, num), "classifier": which,
-               "classifier_test_accuracy": class_accuracy(classifier, test.images, test.labels)}
+    prior = generated_images(state, config, key, num)
+    metrics = {**score_images(params, prior, test.images, num), "classifier": which,
+               "classifier_test_accuracy": class_accuracy(params, test.images, test.labels)}
     labels = sample_labels(config, num)
     if labels is not None:
-        metrics["class_conditional_accuracy"] = class_accuracy(classifier, prior, labels)
+        metrics["class_conditional_accuracy"] = class_accuracy(params, prior, labels)
     if samplers:
         metrics["samplers"] = {}
-    for name, sampler in samplers.items():
-        params, note = fitted_sampler(path, config, state, name, sampler, log)  # Loaded (or fitted) once.
-        images = _sampler_images(state, sampler, params, key, num)
-        metrics["samplers"][name] = {**score_images(classifier, images, test.images, num),
-                                     "fit": {k: v for k, v in note.items() if k != "codes"}}
+    for name, fitted in samplers.items():
+        images = generated_images(state, config, key, num, fitted)
+        fit = {"sampler": name, "settings": settings_of(fitted.sampler),
+               **{k: v for k, v in fitted.note.items() if k != "codes"}}
+        metrics["samplers"][name] = {**score_images(params, images, test.images, num), "fit": fit}
     return metrics
 
 
-def comparison_sheet(out: Path, path: str | Path, config: ml_collections.ConfigDict, state: TrainState,
-                     samplers: Mapping[str, LatentSampler], seed: int = 0, per_row: int = 8, rows: int = 2) -> Path:
-    """One picture of `rows` x `per_row` images from the prior and from each of `samplers`,
+def comparison_sheet(out: Path, state: TrainState, config: ml_collections.ConfigDict,
+                     samplers: Mapping[str, FittedSampler], seed: int = 0, per_row: int = 8, rows: int = 2) -> Path:
+    """One picture of `rows` x `per_row` images from the prior and from each fitted sampler,
     every one drawn with the same key, labelled by name."""
     count = per_row * rows
-    draws = {PRIOR: None, **{name: (name, sampler) for name, sampler in samplers.items()}}
-    images = [generated_images(path, config, state, jax.random.key(seed), count, draw) for draw in draws.values()]
+    draws: dict[str, FittedSampler | None] = {PRIOR: None, **samplers}
+    images = [generated_images(state, config, jax.random.key(seed), count, draw) for draw in draws.values()]
     labels = [name if i % per_row == 0 else "" for name in draws for i in range(count)]
     plots.save_image_grid(out, np.concatenate(images), f"{count} samples each, seed {seed}", per_row, labels)
     return out
@@ -179,7 +205,8 @@ def sample_grid(path: str | Path, label: str | int | None = None, num: int = 64,
     index = data.parse_label(label) if label is not None else None
     key = jax.random.key(seed)
     if sampler != PRIOR:
-        images = generated_images(path, config, state, key, num, (sampler, chosen[sampler]), temperature=temperature)
+        fitted = fitted_samplers(path, config, state, chosen)[sampler]
+        images = generated_images(state, config, key, num, fitted, temperature)
         name, title = f"{sampler}_n{num}_seed{seed}", f"{num} samples of the {SAMPLERS[sampler].description}"
     else:
         labels = np.full(num, index, np.int32) if index is not None else sample_labels(config, num)

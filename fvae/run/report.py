@@ -23,7 +23,7 @@ from fvae.compute.bounds import ACTIVE_THRESHOLD, dataset_codes, evaluate_bound,
 from fvae.models import build_model
 from fvae.models.likelihoods import bits_per_dim, build_likelihood
 from fvae.run import generation, rundir, stored
-from fvae.run.assemble import load_splits, model_inputs, run_keys
+from fvae.run.assemble import load_splits, model_inputs, run_keys, sample_quality_classifier, stored_data
 from fvae.run.pictures import draw_evaluation_pictures
 
 EVAL_BATCH = 1000  # Images per compiled evaluation call.
@@ -56,7 +56,8 @@ def evaluate_run(path: str | Path, iwae_samples: Sequence[int] = (1000,), split:
     rundir.load_history(path)  # A damaged metrics.jsonl (the training curves) is named before the work.
     generation.check_generators(list(samplers), config)
     out.mkdir(parents=True, exist_ok=True)
-    splits = load_splits(config)
+    stored_splits = stored_data(config)  # The data, read once.
+    splits = load_splits(config, stored_splits)
     evaluated = {"test": splits.test, "val": splits.val, "train": splits.train}[split]
     if limit:
         evaluated = evaluated.take(limit)
@@ -76,7 +77,9 @@ def evaluate_run(path: str | Path, iwae_samples: Sequence[int] = (1000,), split:
     test_codes = codes["test"][0]
 
     start = time.perf_counter()
-    metrics.update(generation.sample_quality(path, config, state, samplers, retrain_classifier, log))
+    fitted = generation.fitted_samplers(path, config, state, samplers, splits, log)
+    classifier = sample_quality_classifier(config, retrain_classifier, log)
+    metrics.update(generation.sample_quality(state, config, stored_splits.test, classifier, fitted))
     metrics["seconds_sample_quality"] = time.perf_counter() - start
     for name, scores in {"prior": metrics, **metrics.get("samplers", {})}.items():
         log(f"Samples of the {name}: Frechet distance {scores['frechet_distance']:.2f}, precision "
@@ -86,7 +89,7 @@ def evaluate_run(path: str | Path, iwae_samples: Sequence[int] = (1000,), split:
     pictures = draw_evaluation_pictures(state, config, splits, test_codes, metrics["kl_per_dimension"], path, out,
                                         tuple(temperatures))
     if samplers:
-        generation.comparison_sheet(out / "samplers.png", path, config, state, samplers)
+        generation.comparison_sheet(out / "samplers.png", state, config, fitted)
         pictures.append("samplers.png")
     files.write_json(out / "metrics.json", metrics)
     files.write_text(out / "report.md", _report(path, metrics, pictures))
