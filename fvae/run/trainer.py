@@ -113,6 +113,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path, r
 
 
 def _train(run: RunContext, splits: data.Splits, resume: bool, changes: dict[str, tuple]) -> dict:
+    """The training loop: each epoch's steps (fvae.compute.steps.train_epoch: compiled blocks of
+    the scan whose body is train_step), its validation, checkpoint and metrics line, to early
+    stopping; then the best epoch's report."""
     config, workdir, where, log = run.config, run.workdir, run.where, run.log
     t = config.train
     state = where.put(initial_state(config))
@@ -131,7 +134,8 @@ def _train(run: RunContext, splits: data.Splits, resume: bool, changes: dict[str
         log(f"Resuming {workdir} at epoch {start_epoch} (best so far: epoch {stopper.best_epoch}).")
 
     with _errors_logged_in(workdir if where.is_writer else None):
-        images_per_epoch = train.num_examples // t.batch_size * t.batch_size
+        steps = train.num_examples // t.batch_size
+        run_epoch = train_epoch if t.on_device else train_epoch_stepwise  # Device-resident data or not.
         writer = create_writer(workdir, log, lambda epoch, s: _epoch_line(epoch, s, epoch == stopper.best_epoch),
                                where.is_writer)
         try:
@@ -142,8 +146,15 @@ def _train(run: RunContext, splits: data.Splits, resume: bool, changes: dict[str
                     log(f"Stopping after epoch {epoch - 1}: the training budget of {t.max_train_minutes} minutes "
                         "is spent.")
                     break
-                state, metrics = _run_epoch(run, state, train, val, epoch)
-                metrics["images_per_second"] = images_per_epoch / metrics["seconds"]
+                start = time.perf_counter()
+                bar = tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not run.progress, unit="step")
+                with bar:
+                    options = EpochOptions(t.batch_size, t.steps_per_call, where.batch_sharding, on_progress=bar.update)
+                    state, train_metrics = run_epoch(state, train, run.keys["train"], run.keys["shuffle"], epoch,
+                                                     options)
+                    metrics = _validated(run, state, train_metrics, val, epoch)
+                metrics["seconds"] = time.perf_counter() - start
+                metrics["images_per_second"] = steps * t.batch_size / metrics["seconds"]
                 improved = stopper.update(epoch, metrics["val_loss"])
                 history.append({"epoch": epoch, **metrics})
                 checkpoints.save(epoch, state, {"epoch": epoch, "early_stopping": stopper.to_dict(),
@@ -217,38 +228,29 @@ def _restore_to_resume(checkpoints: Checkpoints, state, log: Callable[[str], Non
     return checkpoints.restore_best(state, log)
 
 
-def _run_epoch(run: RunContext, state: TrainState, train: data.Dataset, val: data.Dataset,
-               epoch: int) -> tuple[TrainState, dict]:
-    """Trains one epoch and evaluates on validation; returns the state and the epoch's metrics.
+def _validated(run: RunContext, state: TrainState, train_metrics: dict, val: data.Dataset, epoch: int) -> dict:
+    """The epoch's record: its training metrics and the validation bound, after the epoch ran.
 
-    A NaN/Inf loss raises NonFiniteError right after the block (or step) it happened in,
-    naming epoch and step; validation does not run. The validation loss (what early
-    stopping and the best checkpoint follow) is the true negative ELBO, or the IWAE bound
-    with the training K: never the weighted training loss.
+    A NaN/Inf training loss raises NonFiniteError naming the epoch and step (train_epoch stopped
+    right after the block or step it happened in); validation does not run. The validation loss
+    (what early stopping and the best checkpoint follow) is the true negative ELBO, or the IWAE
+    bound with the training K: never the weighted training loss.
     """
     config, keys, where, workdir = run.config, run.keys, run.where, run.workdir
-    t = config.train
-    start = time.perf_counter()
-    steps = train.num_examples // t.batch_size
-    with tqdm(total=steps, desc=f"epoch {epoch}", leave=False, disable=not run.progress, unit="step") as bar:
-        options = EpochOptions(t.batch_size, t.steps_per_call, where.batch_sharding, on_progress=bar.update)
-        epoch_function = train_epoch if t.on_device else train_epoch_stepwise
-        state, train_metrics = epoch_function(state, train, keys["train"], keys["shuffle"], epoch, options)
-        nonfinite_step = first_nonfinite_step(train_metrics)
-        if nonfinite_step >= 0:
-            _raise_nonfinite(epoch, f"step {nonfinite_step}", workdir)
-        del train_metrics["nonfinite_step"]
-        val_metrics = evaluate_bound(state, val, keys["eval"], t.eval_batch_size, where.batch_sharding,
-                                     config.objective.iwae_samples)
-        record = {f"train_{k}": v for k, v in to_host(train_metrics).items()}
-        record.update({f"val_{k}": v for k, v in to_host(val_metrics).items()})
+    nonfinite_step = first_nonfinite_step(train_metrics)
+    if nonfinite_step >= 0:
+        _raise_nonfinite(epoch, f"step {nonfinite_step}", workdir)
+    del train_metrics["nonfinite_step"]
+    val_metrics = evaluate_bound(state, val, keys["eval"], config.train.eval_batch_size, where.batch_sharding,
+                                 config.objective.iwae_samples)
+    record = {f"train_{k}": v for k, v in to_host(train_metrics).items()}
+    record.update({f"val_{k}": v for k, v in to_host(val_metrics).items()})
     bad = sorted(k for k, v in record.items() if not math.isfinite(v))
     if bad:
         _raise_nonfinite(epoch, f"validation ({', '.join(bad)})", workdir)
     if callable(state.learning_rate):  # A decaying learning rate: the rate of the epoch's last step.
         record["learning_rate"] = state.current_learning_rate()
-    record["seconds"] = time.perf_counter() - start
-    return state, record
+    return record
 
 
 def _final_report(run: RunContext, state: TrainState, splits: data.Splits, stopper: EarlyStopping,
