@@ -9,7 +9,7 @@ import pytest
 from fvae import errors
 from fvae.data import sources
 from fvae.run import rundir
-from fvae.run.assemble import load_run_state, load_splits
+from fvae.run.assemble import load_run_state, load_splits, run_keys
 from fvae.run.report import evaluate_run
 from fvae.run.trainer import train_and_evaluate
 from tests.conftest import REPO
@@ -210,6 +210,50 @@ def test_sample_quality_cli_scores_references_a_run_and_its_sampler(two_runs, tm
     gmm = rows["gmm samples of latent2"]
     assert gmm["fit"]["components"] in (1, 2) and gmm["fit"]["training_codes"] == 1000
     assert (two_runs / "latent2" / "samplers" / "gmm" / "fvae_sha256.json").is_file()
+
+
+@pytest.mark.slow
+def test_compare_bounds_pairs_models_on_the_same_images_and_refuses_different_images(two_runs, tmp_path):
+    """Each model's bound is its evaluation's figure (same key, same images); the paired
+    difference is the difference of the two means, with the standard error of the per-image
+    differences; a model that evaluates other images is refused."""
+    import shutil
+    import subprocess
+    import sys
+
+    import jax
+
+    from fvae.run.report import iwae_metrics, iwae_per_image
+
+    out = tmp_path / "compare.json"
+    models = f"{two_runs / 'latent8'},{two_runs / 'latent2'}"
+    command = [sys.executable, "-m", "tests.mock_cli", "experiments.compare_bounds"]
+    run = subprocess.run([*command, "--models", models, "--iwae_samples", "8", "--limit", "60", "--out", str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = json.loads(out.read_text())["models"]
+    per_image = []
+    with mock_fashion_mnist():
+        for name, row in zip(("latent8", "latent2"), rows):
+            config, state = load_run_state(two_runs / name)
+            inputs = jax.device_put(load_splits(config).test.take(60))
+            expected = iwae_metrics(state, inputs, run_keys(config.seed)["eval"], (8,), False, log=lambda _: None)
+            assert row["iwae_nll"] == pytest.approx(expected["iwae_nll_k8"], rel=1e-12)
+            assert row["iwae_nll_stderr"] == pytest.approx(expected["iwae_nll_k8_stderr"], rel=1e-9)
+            per_image.append(iwae_per_image(state, inputs, run_keys(config.seed)["eval"], 8))
+    gap = per_image[1] - per_image[0]
+    assert rows[0]["minus_first"] == 0 and rows[0]["minus_first_stderr"] == 0
+    assert rows[1]["minus_first"] == pytest.approx(rows[1]["iwae_nll"] - rows[0]["iwae_nll"], abs=1e-9)
+    assert rows[1]["minus_first_stderr"] == pytest.approx(np.std(gap, ddof=1) / np.sqrt(60), rel=1e-9)
+    other = tmp_path / "binarized"
+    shutil.copytree(two_runs / "latent2", other)
+    config = json.loads((other / "config.json").read_text())
+    config["likelihood"]["name"] = "binarized_bernoulli"  # The same network; binarized test images.
+    (other / "config.json").write_text(json.dumps(config))
+    refused = subprocess.run([*command, "--models", f"{two_runs / 'latent8'},{other}", "--iwae_samples", "2",
+                              "--limit", "60"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "evaluates other test images" in refused.stderr
 
 
 @pytest.mark.slow

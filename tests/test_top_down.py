@@ -31,8 +31,8 @@ def tiny(prior="standard_normal", posterior="residual", gated=False, cell="mlp",
     validate(config)
     model = build_model(config)
     x = (jax.random.uniform(jax.random.key(0), (4, 784)) < 0.4).astype(jnp.float32)
-    variables = model.init(jax.random.key(1), x, jax.random.key(2))
-    leaves, tree = jax.tree.flatten(variables)
+    shapes = jax.eval_shape(model.init, jax.random.key(1), x, jax.random.key(2))  # Only the shapes are kept.
+    leaves, tree = jax.tree.flatten(shapes)
     keys = jax.random.split(jax.random.key(3), len(leaves))
     leaves = [0.4 * jax.random.normal(k, a.shape) for k, a in zip(keys, leaves)]
     return model, jax.tree.unflatten(tree, leaves), x

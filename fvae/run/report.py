@@ -157,8 +157,7 @@ def iwae_metrics(state, inputs, key, iwae_samples, discrete: bool, log=print) ->
     metrics = {}
     for k in iwae_samples:
         start = time.perf_counter()
-        per_image = -np.asarray(iwae_log_likelihoods(state, inputs, jax.random.fold_in(key, k), num_samples=k),
-                                np.float64)
+        per_image = iwae_per_image(state, inputs, key, k)
         per_k[k] = per_image
         nll = float(np.mean(per_image))
         metrics[f"iwae_nll_k{k}"] = nll
@@ -171,10 +170,23 @@ def iwae_metrics(state, inputs, key, iwae_samples, discrete: bool, log=print) ->
     largest = max(per_k)
     for k, per_image in per_k.items():
         if k != largest:
-            gap = per_image - per_k[largest]
-            metrics[f"iwae_nll_k{k}_minus_k{largest}"] = float(np.mean(gap))
-            metrics[f"iwae_nll_k{k}_minus_k{largest}_stderr"] = _stderr(gap)
+            gap, gap_stderr = paired_difference(per_image, per_k[largest])
+            metrics[f"iwae_nll_k{k}_minus_k{largest}"] = gap
+            metrics[f"iwae_nll_k{k}_minus_k{largest}_stderr"] = gap_stderr
     return metrics
+
+
+def iwae_per_image(state, inputs, key: jax.Array, k: int) -> np.ndarray:
+    """The IWAE bound on -log p(x) of each image (float64), with K=k importance samples drawn
+    from fold_in(key, k): what iwae_metrics (and so experiments.evaluate) averages for that K."""
+    return -np.asarray(iwae_log_likelihoods(state, inputs, jax.random.fold_in(key, k), num_samples=k), np.float64)
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """mean(a - b) over the same images and its standard error: the images' own spread, which
+    the two means share, cancels, so this is far more precise than the difference of means."""
+    gap = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    return float(np.mean(gap)), _stderr(gap)
 
 
 def _stderr(values: np.ndarray) -> float:
