@@ -76,12 +76,12 @@ async def finalize(self):
     return await original_finalize(self)
 
 
-original_run_epoch = trainer._run_epoch
-
-
-def run_epoch(*args, **kwargs):
-    reached("epoch-start")
-    return original_run_epoch(*args, **kwargs)
+def at_epoch_start(epoch_function):
+    """The trainer's epoch function (train_epoch, or train_epoch_stepwise), reaching "epoch-start" first."""
+    def run_epoch(*args, **kwargs):
+        reached("epoch-start")
+        return epoch_function(*args, **kwargs)
+    return run_epoch
 
 
 original_append = rundir.append_metrics
@@ -117,7 +117,8 @@ def create_writer(*args, **kwargs):
 atomicity.AtomicRenameTemporaryPath.finalize = finalize
 files.os = types.SimpleNamespace(**{**vars(os), "replace": replace})
 trainer.create_writer = create_writer
-trainer._run_epoch = run_epoch
+trainer.train_epoch = at_epoch_start(trainer.train_epoch)
+trainer.train_epoch_stepwise = at_epoch_start(trainer.train_epoch_stepwise)
 rundir.append_metrics = append_metrics
 
 if __name__ == "__main__":
