@@ -25,8 +25,8 @@ from absl import flags  # noqa: E402
 from experiments import cli  # First: sets the TensorFlow log level.
 from fvae import files  # noqa: E402
 from fvae.errors import ConfigError  # noqa: E402
-from fvae.run.assemble import load_splits, model_inputs, run_keys  # noqa: E402
-from fvae.run.report import iwae_per_image, paired_difference  # noqa: E402
+from fvae.run.assemble import load_splits, model_inputs, run_keys, stored_data  # noqa: E402
+from fvae.run.report import iwae_per_image, paired_difference, standard_error  # noqa: E402
 from fvae.run.stored import load_trained  # noqa: E402
 
 flags.DEFINE_list("models", None, "Two or more run directories or stored models; the first is the reference.",
@@ -46,7 +46,7 @@ def compared(per_image: dict[str, np.ndarray], seconds: dict[str, float]) -> lis
     for name, values in per_image.items():
         gap, gap_stderr = paired_difference(values, first)
         rows.append({"model": name, "iwae_nll": float(np.mean(values)),
-                     "iwae_nll_stderr": float(np.std(values, ddof=1) / np.sqrt(len(values))),
+                     "iwae_nll_stderr": standard_error(values),
                      "minus_first": gap, "minus_first_stderr": gap_stderr, "seconds": seconds[name]})
     return rows
 
@@ -59,9 +59,10 @@ def main(argv):
     if FLAGS.limit == 1:
         raise ConfigError("--limit must be 0 (all images) or >= 2 (a standard error needs two), got 1")
     loaded = {path: load_trained(path) for path in FLAGS.models}  # A wrong path fails before the long work.
+    stored = stored_data(next(iter(loaded.values()))[0])  # The data, read once for every model.
     inputs, reference = {}, None
     for path, (config, _) in loaded.items():
-        split = getattr(load_splits(config), FLAGS.split)
+        split = getattr(load_splits(config, stored), FLAGS.split)
         inputs[path] = model_inputs(config, split.take(FLAGS.limit) if FLAGS.limit else split)
         if reference is None:
             reference = inputs[path].images

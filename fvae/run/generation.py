@@ -14,6 +14,7 @@ the values.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -96,7 +97,7 @@ def fit_samplers(state: TrainState, config: ml_collections.ConfigDict, splits: d
     for name, sampler in samplers.items():
         log(f"Fitting the {sampler.description} to {len(train)} training codes ({train.shape[1]} latents) ...")
         done = fit_sampler(name, sampler, train, val, config.seed)
-        fitted[name] = FittedSampler(name, sampler, done.params, {**done.note, "codes": CODES})
+        fitted[name] = dataclasses.replace(done, note={**done.note, "codes": CODES})
     return fitted
 
 

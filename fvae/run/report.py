@@ -161,7 +161,7 @@ def iwae_metrics(state, inputs, key, iwae_samples, discrete: bool, log=print) ->
         per_k[k] = per_image
         nll = float(np.mean(per_image))
         metrics[f"iwae_nll_k{k}"] = nll
-        metrics[f"iwae_nll_k{k}_stderr"] = _stderr(per_image)
+        metrics[f"iwae_nll_k{k}_stderr"] = standard_error(per_image)
         if discrete:
             metrics[f"iwae_bits_per_dim_k{k}"] = bits_per_dim(nll)
         metrics[f"seconds_iwae_k{k}"] = time.perf_counter() - start
@@ -186,10 +186,10 @@ def paired_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """mean(a - b) over the same images and its standard error: the images' own spread, which
     the two means share, cancels, so this is far more precise than the difference of means."""
     gap = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-    return float(np.mean(gap)), _stderr(gap)
+    return float(np.mean(gap)), standard_error(gap)
 
 
-def _stderr(values: np.ndarray) -> float:
+def standard_error(values: np.ndarray) -> float:
     """Standard error of the mean of `values` (n >= 2)."""
     return float(np.std(values, ddof=1) / math.sqrt(len(values)))
 
